@@ -1,0 +1,101 @@
+"""Node keys and the on-disk cache: `<root>/<pipeline>/<node>/<key>/` holding parquet parts, rejects, stats and,
+last, the manifest.
+
+key(node) = hash(stage name, stage version, params that decide the output, keys of its inputs); a source's key
+also hashes the bytes of its files. A node is cached only if its manifest exists: outputs are written in a
+`<key>.partial-<pid>` directory that is renamed into place after the manifest, so a killed run leaves nothing
+that looks finished and simply redoes the node.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from dataprep.registry import key_params
+
+MANIFEST = "manifest.json"
+
+
+def node_key(node, input_keys: list[str]) -> str:
+    doc = {"stage": node.stage.name, "version": node.stage.version,
+           "params": key_params(node.params), "inputs": input_keys}
+    if node.stage.kind == "source" and getattr(node.params, "path", ""):
+        doc["files"] = file_digests(node.params.path)
+    blob = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def file_digests(path: str) -> list[tuple[str, str]]:
+    """(relative name, xxh3-128 of the bytes) of every file of a source: hashing runs at GB/s."""
+    root = Path(path)
+    files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
+    out = []
+    for f in files:
+        h = xxhash.xxh3_128()
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+        out.append((str(f.relative_to(root)) if root.is_dir() else f.name, h.hexdigest()))
+    return out
+
+
+class NodeCache:
+    """The cache entry of one node at one key."""
+
+    def __init__(self, root: str | Path, pipeline: str, node: str, key: str):
+        self.base = Path(root) / pipeline / node
+        self.key = key
+        self.dir = self.base / key
+
+    @property
+    def committed(self) -> bool:
+        return (self.dir / MANIFEST).is_file()
+
+    def manifest(self) -> dict:
+        return json.loads((self.dir / MANIFEST).read_text())
+
+    def parts(self) -> list[Path]:
+        return [self.dir / p for p in self.manifest()["parts"]]
+
+    def iter_batches(self, batch_rows: int) -> Iterator[pa.Table]:
+        for part in self.parts():
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=batch_rows):
+                yield pa.Table.from_batches([batch])
+
+    def read(self) -> pa.Table:
+        parts = [pq.read_table(p) for p in self.parts()]
+        # parts may differ in schema: a new part starts when lineage columns appear (added rows) or a column
+        # that was all-null gets a type, so they are unified rather than required to match.
+        return pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
+
+    def rejects(self) -> pa.Table:
+        return pq.read_table(self.dir / "rejects.parquet")
+
+    def begin(self) -> Path:
+        """A fresh scratch directory for this node's outputs; leftovers of killed runs are removed."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        for stale in self.base.glob(f"{self.key}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        scratch = self.base / f"{self.key}.partial-{os.getpid()}"
+        scratch.mkdir()
+        return scratch
+
+    def commit(self, scratch: Path, manifest: dict) -> None:
+        """Write the manifest last (atomically), then move the whole directory into place."""
+        tmp = scratch / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False))
+        os.replace(tmp, scratch / MANIFEST)
+        if self.dir.exists():  # a forced rerun replaces the old entry
+            shutil.rmtree(self.dir)
+        os.rename(scratch, self.dir)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""Column files for NER (CoNLL-2003 and friends): one token per line, sentences separated by blank lines."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import pyarrow as pa
+
+from dataprep.io.fields import source_name
+from dataprep.io.lines import decode, iter_lines, raw_text
+from dataprep.outcome import Outcome, reject_records
+from dataprep.registry import param, stage
+from dataprep.schema import BIO
+
+
+@dataclass(frozen=True)
+class ConllParams:
+    path: str = param("", "input file, relative to the working directory")
+    token_col: int = param(0, "column of the token (0-based)")
+    tag_col: int = param(-1, "column of the tag (0-based; -1 = last)")
+    delimiter: str | None = param(None, "column separator; default: any run of spaces or tabs")
+    lang: str | None = param(None, "language code of the file")
+    batch_rows: int = param(50_000, "sentences per batch handed to the next stage", knob=True)
+
+
+@stage("read_conll", version=1, kind="source", params=ConllParams, produces="bio")
+def read_conll(p: ConllParams) -> Iterator[Outcome]:
+    """Read NER sentences from a column file. `-DOCSTART-` lines are document breaks, not tokens; a missing
+    final newline is fine. A sentence's id is `<file>:<line of its first token>`; tags are kept as written
+    (convert them with `to_bio2`).
+
+    Drop reasons (the whole sentence): `invalid_utf8`, `bad_column_row:<line>` (a line with too few columns).
+    """
+    source = source_name(p.path)
+    rows: dict[str, list] = {name: [] for name in BIO.names}
+    bad: list[tuple[str, str, str]] = []
+    for start, lines in _sentences(p.path):
+        rid = f"{source}:{start}"
+        tokens, tags, reason = _columns(lines, p)
+        if reason:
+            bad.append((rid, reason, "\n".join(raw_text(raw) for _, raw in lines)))
+        else:
+            for name, value in zip(BIO.names, (rid, tokens, tags, p.lang, source)):
+                rows[name].append(value)
+        if len(rows["id"]) + len(bad) >= p.batch_rows:
+            yield Outcome(pa.table(rows, schema=BIO), reject_records(bad))
+            rows, bad = {name: [] for name in BIO.names}, []
+    yield Outcome(pa.table(rows, schema=BIO), reject_records(bad))
+
+
+def _sentences(path: str) -> Iterator[tuple[int, list[tuple[int, bytes]]]]:
+    """(first line number, lines) per sentence; blank lines and -DOCSTART- lines separate sentences."""
+    lines: list[tuple[int, bytes]] = []
+    for lineno, line in iter_lines(path):
+        if not line.strip() or line.startswith(b"-DOCSTART-"):
+            if lines:
+                yield lines[0][0], lines
+            lines = []
+        else:
+            lines.append((lineno, line))
+    if lines:
+        yield lines[0][0], lines
+
+
+def _columns(lines: list[tuple[int, bytes]], p: ConllParams) -> tuple[list[str], list[str], str | None]:
+    tokens, tags = [], []
+    for lineno, raw in lines:
+        text = decode(raw)
+        if text is None:
+            return [], [], "invalid_utf8"
+        cols = text.split(p.delimiter) if p.delimiter else text.split()
+        need = max(p.token_col, p.tag_col) + 1 if p.tag_col >= 0 else max(p.token_col + 1, 2)
+        if len(cols) < need:
+            return [], [], f"bad_column_row:{lineno}"
+        tokens.append(cols[p.token_col])
+        tags.append(cols[p.tag_col])
+    return tokens, tags, None
+
+
+def write_conll(table: pa.Table, path: str) -> None:
+    """Token TAB tag per line, a blank line after each sentence."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for tokens, tags in zip(table.column("tokens").to_pylist(), table.column("tags").to_pylist()):
+            f.writelines(f"{tok}\t{tag}\n" for tok, tag in zip(tokens, tags))
+            f.write("\n")

@@ -1,0 +1,153 @@
+"""CSV and TSV, with or without a header, quoted fields, doubled quotes, embedded newlines, stray quotes."""
+from __future__ import annotations
+
+import csv
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import pyarrow as pa
+
+from dataprep.io.fields import ClsBatch, ClsFields, source_name
+from dataprep.io.lines import decode, iter_lines, raw_text
+from dataprep.outcome import Outcome, reject_records
+from dataprep.registry import param, stage
+
+
+@dataclass(frozen=True)
+class CsvParams(ClsFields):
+    delimiter: str = param(",", "field separator: ',' for CSV, '\\t' for TSV")
+    header: bool = param(True, "the first record names the columns")
+    columns: list[str] | None = param(None, "column names when the file has no header")
+    quoting: Literal["minimal", "none"] = param(
+        "minimal", "'minimal': fields may be quoted (RFC 4180); 'none': quotes are ordinary characters")
+    max_record_lines: int = param(
+        20, "a quoted field spanning more lines than this is taken as an unbalanced quote and rejected")
+
+    def __post_init__(self):
+        if len(self.delimiter) != 1:
+            raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+        if not self.header and not self.columns:
+            raise ValueError("a file without a header needs 'columns'")
+
+
+@stage("read_csv", version=1, kind="source", params=CsvParams, produces="cls")
+def read_csv(p: CsvParams) -> Iterator[Outcome]:
+    """Read classification records from a CSV or TSV file.
+
+    A record's line is the physical line where it starts. Drop reasons: `invalid_utf8` (the line is
+    skipped, the rest of the file is read), `bad_csv_row:fields=<n>` (wrong number of fields),
+    `bad_csv_row:unbalanced_quote` (a quoted field ran past `max_record_lines` or the end of the file: only
+    its first line is dropped, reading resumes on the next line), `missing_field:<name>`.
+    """
+    source = source_name(p.path)
+    batch, bad = ClsBatch(p, source), []
+    names = list(p.columns) if p.columns else None
+    for start, end, fields, raw, reason in _records(p):
+        rid = f"{source}:{start}"
+        if reason is None and names is None:
+            names = fields
+            continue
+        if reason is None and len(fields) != len(names):
+            reason = f"bad_csv_row:fields={len(fields)}"
+        record = dict(zip(names, fields)) if reason is None else None
+        if record is not None and (absent := batch.missing(record)):
+            reason = f"missing_field:{absent}"
+        if reason:
+            bad.append((rid, reason, raw))
+        else:
+            batch.add({k: (v if v != "" else None) for k, v in record.items()}, rid)
+        if len(batch) + len(bad) >= p.batch_rows:
+            yield Outcome(batch.flush(), reject_records(bad))
+            bad = []
+    yield Outcome(batch.flush(), reject_records(bad))
+
+
+def _records(p: CsvParams) -> Iterator[tuple[int, int, list[str], str, str | None]]:
+    """(first line, last line, fields, raw text, reason) per CSV record; invalid UTF-8 lines come out alone.
+
+    A quoted field that runs past `max_record_lines` (or the end of the file) is an unbalanced quote: only its
+    first line is rejected, and parsing resumes at the line after it, so one stray quote loses one record.
+    """
+    # Python's default limit (128 KiB a field) would crash the reader on one long line; the field size is
+    # bounded by max_record_lines lines instead.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    lines = _Lines(p.path, p.max_record_lines)
+    quoting = csv.QUOTE_MINIMAL if p.quoting == "minimal" else csv.QUOTE_NONE
+    reader = csv.reader(lines, delimiter=p.delimiter, quoting=quoting, strict=False)
+    while True:
+        lines.begin_record()
+        try:
+            fields = next(reader)
+        except StopIteration:
+            if not lines.unbalanced:
+                break
+            fields = []
+        for lineno, raw in lines.take_invalid():
+            yield lineno, lineno, [], raw, "invalid_utf8"
+        if lines.unbalanced:
+            start, first = lines.raw[0]
+            yield start, start, [], first, "bad_csv_row:unbalanced_quote"
+            lines.replay_after_first()
+        elif fields:  # csv yields [] for a blank line: not a record
+            yield lines.start, lines.lineno, fields, "\n".join(t for _, t in lines.raw), None
+
+
+class _Lines:
+    """Feeds decoded lines to csv.reader while remembering where each record starts and what it was made of.
+
+    csv.reader asks for another line within a record only while inside a quoted field; past `max_lines` lines
+    (or at the end of the file) the record is marked `unbalanced` and cut off, and its lines after the first
+    can be fed again.
+    """
+
+    def __init__(self, path: str, max_lines: int):
+        self._it = iter_lines(path)
+        self._replay: deque[tuple[int, str]] = deque()
+        self.max_lines = max_lines
+        self.lineno, self.start, self.raw, self._invalid = 0, 1, [], []
+        self.unbalanced = False
+
+    def begin_record(self) -> None:
+        self.start, self.raw, self.unbalanced = self.lineno + 1, [], False
+
+    def take_invalid(self) -> list[tuple[int, str]]:
+        out, self._invalid = self._invalid, []
+        return out
+
+    def replay_after_first(self) -> None:
+        self._replay.extendleft(reversed(self.raw[1:]))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.raw and len(self.raw) >= self.max_lines:  # still inside a quoted field: give up on it
+            self.unbalanced = True
+            raise StopIteration
+        while True:
+            if self._replay:
+                self.lineno, text = self._replay.popleft()
+            else:
+                try:
+                    self.lineno, line = next(self._it)
+                except StopIteration:
+                    self.unbalanced = bool(self.raw)  # the file ended inside a quoted field
+                    raise
+                text = decode(line)
+                if text is None:
+                    self._invalid.append((self.lineno, raw_text(line)))
+                    continue
+            if not self.raw:
+                self.start = self.lineno
+            self.raw.append((self.lineno, text))
+            return text + "\n"
+
+
+def write_csv(table: pa.Table, path: str, delimiter: str = ",") -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(table.column_names)
+        for batch in table.to_batches(max_chunksize=10_000):
+            for row in zip(*(col.to_pylist() for col in batch.columns)):
+                writer.writerow(row)

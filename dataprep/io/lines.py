@@ -1,0 +1,31 @@
+"""Physical lines of a text file with 1-based line numbers: BOM and line ends stripped, bytes kept raw.
+
+Decoding is left to the caller, so one line of invalid UTF-8 becomes one reject instead of a crash.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+BOM = b"\xef\xbb\xbf"
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            if lineno == 1 and line.startswith(BOM):
+                line = line[len(BOM):]
+            yield lineno, line.rstrip(b"\r\n")
+
+
+def decode(line: bytes) -> str | None:
+    """UTF-8 text of a line, or None when it is not valid UTF-8."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def raw_text(line: bytes) -> str:
+    """A printable form of a raw line for the rejects file (invalid bytes escaped, never dropped)."""
+    return line.decode("utf-8", errors="backslashreplace")

@@ -1,0 +1,74 @@
+"""What a stage returns for one batch: rows kept, rows rejected (with reasons) and rows it generated.
+
+The runner checks conservation on every batch — each input row is either kept or rejected — and keeps the
+counts for the node's ledger. Generated rows (augmentation, oversampling) are `added` and carry lineage.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dataprep.schema import REJECTS
+
+
+@dataclass
+class Outcome:
+    kept: pa.Table
+    rejected: pa.Table = field(default_factory=REJECTS.empty_table)
+    added: pa.Table | None = None
+
+    @classmethod
+    def split(cls, table: pa.Table, reasons: Sequence[str | None] | pa.Array,
+              original: pa.Table | None = None) -> "Outcome":
+        """Keep the rows whose reason is None; reject the others with their reason. A map stage passes the
+        `original` rows so that a rejected row is recorded as it came in, not as the stage rewrote it."""
+        reasons = reasons if isinstance(reasons, (pa.Array, pa.ChunkedArray)) else pa.array(reasons, pa.string())
+        keep = pc.is_null(reasons)
+        if pc.all(keep).as_py() in (True, None):  # None: an empty batch
+            return cls(table)
+        dropped = pc.invert(keep)
+        source = table if original is None else original
+        return cls(table.filter(keep), rejects(source.filter(dropped), reasons.filter(dropped)))
+
+    @classmethod
+    def from_mask(cls, table: pa.Table, keep, reasons) -> "Outcome":
+        """For filter stages: `keep` is a boolean mask; `reasons` one string for all, or one per row."""
+        keep = keep if isinstance(keep, (pa.Array, pa.ChunkedArray)) else pa.array(keep, pa.bool_())
+        if isinstance(reasons, str):
+            reasons = pa.array([reasons] * len(table), pa.string())
+        elif not isinstance(reasons, (pa.Array, pa.ChunkedArray)):
+            reasons = pa.array(reasons, pa.string())
+        return cls.split(table, pc.if_else(keep, pa.scalar(None, pa.string()), reasons))
+
+    @property
+    def output_rows(self) -> int:
+        return self.kept.num_rows + (self.added.num_rows if self.added is not None else 0)
+
+    def output(self, like=None):
+        """Kept and added rows as one table (or a datasets.Dataset when `like` is one)."""
+        table = self.kept if self.added is None else pa.concat_tables(
+            [self.kept, self.added], promote_options="permissive")
+        if like is not None and not isinstance(like, pa.Table):
+            import datasets
+            return datasets.Dataset(table)
+        return table
+
+
+def rejects(rows: pa.Table, reasons: Sequence[str] | pa.Array) -> pa.Table:
+    """Reject rows of a table: keep their id, the reason, and the whole row as JSON (nothing is lost)."""
+    records = [json.dumps(r, ensure_ascii=False, default=str) for r in rows.to_pylist()]
+    ids = rows.column("id") if "id" in rows.column_names else pa.nulls(rows.num_rows, pa.string())
+    return pa.table([ids.cast(pa.string()), pa.array(reasons, pa.string()) if not isinstance(
+        reasons, (pa.Array, pa.ChunkedArray)) else reasons.cast(pa.string()), pa.array(records, pa.string())],
+        schema=REJECTS)
+
+
+def reject_records(items: list[tuple[str, str, str]]) -> pa.Table:
+    """Rejects for records that never became rows (a reader's bad lines): (id, reason, raw record)."""
+    ids, reasons, records = zip(*items) if items else ((), (), ())
+    return pa.table([pa.array(ids, pa.string()), pa.array(reasons, pa.string()),
+                     pa.array(records, pa.string())], schema=REJECTS)

@@ -1,0 +1,241 @@
+"""The local runner: walks the DAG in order, reuses cached nodes, streams batches through the others.
+
+The runner owns the bookkeeping so stages stay small: it validates every batch against the record contract
+on the way in and out, splits kept from rejected rows, writes parquet parts and the rejects file, keeps the
+ledger, refuses to commit a node whose ledger does not balance, and commits atomically.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dataprep.cache import NodeCache, node_key
+from dataprep.dag import Node, Pipeline
+from dataprep.ledger import Ledger
+from dataprep.outcome import Outcome
+from dataprep.registry import Stage, key_params
+from dataprep.errors import SchemaError
+from dataprep.schema import REJECTS, conform, validate
+
+DEFAULT_CACHE = "runs"
+
+
+@dataclass
+class NodeReport:
+    node: str
+    stage: str
+    key: str
+    status: str  # "cached" | "ran" | "missing" (not run and not in the cache)
+    ledger: Ledger | None = None
+    seconds: float = 0.0
+
+
+class Progress:
+    """Hooks the CLI fills with a progress bar; the default is silent (tests, CI, the Python API)."""
+
+    def node_started(self, node: Node, total_rows: int | None) -> None: ...
+    def rows_done(self, n: int) -> None: ...
+    def node_finished(self, report: NodeReport) -> None: ...
+
+
+@dataclass
+class Runner:
+    pipeline: Pipeline
+    cache_root: str | Path = DEFAULT_CACHE
+    batch_rows: int = 50_000      # rows per batch read from a cached node; an execution knob, not in keys
+    rows_per_part: int = 1_000_000
+    progress: Progress = field(default_factory=Progress)
+
+    def __post_init__(self):
+        self.keys = self._compute_keys()
+
+    def _compute_keys(self) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for name, node in self.pipeline.nodes.items():
+            keys[name] = node_key(node, [keys[i] for i in node.inputs])
+        return keys
+
+    def cache(self, name: str) -> NodeCache:
+        return NodeCache(self.cache_root, self.pipeline.name, name, self.keys[name])
+
+    def plan(self) -> list[NodeReport]:
+        return [NodeReport(n, node.stage.name, self.keys[n], "cached" if self.cache(n).committed else "missing",
+                           self._cached_ledger(n)) for n, node in self.pipeline.nodes.items()]
+
+    def _cached_ledger(self, name: str) -> Ledger | None:
+        cache = self.cache(name)
+        return Ledger.from_dict(cache.manifest()["ledger"]) if cache.committed else None
+
+    def run(self, until: str | None = None, force: Iterable[str] = ()) -> list[NodeReport]:
+        """Run what is not cached. `until`: only that node and its ancestors. `force`: rerun those nodes
+        and everything downstream of them even when cached."""
+        wanted = self.pipeline.ancestors(until) if until else set(self.pipeline.nodes)
+        forced = set().union(*(self.pipeline.descendants(f) for f in force)) if force else set()
+        reports = []
+        for name, node in self.pipeline.nodes.items():
+            if name not in wanted:
+                continue
+            if self.cache(name).committed and name not in forced:
+                report = NodeReport(name, node.stage.name, self.keys[name], "cached", self._cached_ledger(name))
+            else:
+                report = self._execute(node)
+            self.progress.node_finished(report)
+            reports.append(report)
+        return reports
+
+    def output(self, name: str) -> pa.Table:
+        return self.cache(name).read()
+
+    def rejects(self, name: str) -> pa.Table:
+        return self.cache(name).rejects()
+
+    # --- executing one node ---
+
+    def _execute(self, node: Node) -> NodeReport:
+        cache, started = self.cache(node.name), time.perf_counter()
+        scratch = cache.begin()
+        total = sum(self.cache(i).manifest()["ledger"]["out"] for i in node.inputs) if node.inputs else None
+        self.progress.node_started(node, total)
+        writer, ledger = PartWriter(scratch, node.kind, self.rows_per_part), Ledger()
+        for outcome, rows_in in outcomes(node.stage, node.params, lambda: self._input_batches(node)):
+            ledger.record(outcome, rows_in, node.name)
+            writer.write(outcome)
+            self.progress.rows_done(rows_in if rows_in is not None else outcome.kept.num_rows)
+        writer.close()
+        ledger.check(node.name, writer.rows, writer.rejects)
+        seconds = time.perf_counter() - started
+        (scratch / "stats.json").write_text(json.dumps(
+            {"ledger": ledger.to_dict(), "seconds": round(seconds, 3),
+             "rows_per_s": round(ledger.rows_in / seconds, 1) if seconds else None}, indent=2))
+        cache.commit(scratch, {
+            "node": node.name, "stage": node.stage.name, "version": node.stage.version, "key": self.keys[node.name],
+            "kind": node.kind, "params": key_params(node.params),
+            "inputs": {i: self.keys[i] for i in node.inputs}, "parts": writer.parts, "ledger": ledger.to_dict()})
+        return NodeReport(node.name, node.stage.name, self.keys[node.name], "ran", ledger, seconds)
+
+    def _input_batches(self, node: Node) -> Iterator[pa.Table]:
+        for name in node.inputs:
+            kind = self.pipeline.nodes[name].kind
+            for batch in self.cache(name).iter_batches(self.batch_rows):
+                validate(batch, kind, where=f"input of {node.name!r} from {name!r}")
+                yield batch
+
+
+def outcomes(stage: Stage, params, input_batches: Callable[[], Iterator[pa.Table]]
+             ) -> Iterator[tuple[Outcome, int | None]]:
+    """Drive one stage over its input, whatever its kind: (outcome, input rows) per batch.
+    Input rows are None for sources, whose input is the records they read."""
+    scope = getattr(params, "only_split", None)
+    if scope and stage.kind != "source":
+        yield from _scoped(stage, params, input_batches, scope)
+    else:
+        yield from _unscoped(stage, params, input_batches)
+
+
+def _scoped(stage: Stage, params, input_batches, split: str) -> Iterator[tuple[Outcome, int | None]]:
+    """`only_split: train`: rows of other splits pass through untouched (first), the stage sees only the rest."""
+    def rows_of(batch: pa.Table, inside: bool) -> pa.Table:
+        if "split" not in batch.column_names:
+            raise SchemaError(f"{stage.name}: only_split={split!r} needs a 'split' column; run `split` first")
+        mask = pc.fill_null(pc.equal(batch.column("split"), split), False)
+        return batch.filter(mask if inside else pc.invert(mask))
+
+    for batch in input_batches():
+        passing = rows_of(batch, inside=False)
+        yield Outcome(passing), passing.num_rows
+    yield from _unscoped(stage, params, lambda: (rows_of(b, inside=True) for b in input_batches()))
+
+
+def _unscoped(stage: Stage, params, input_batches) -> Iterator[tuple[Outcome, int | None]]:
+    if stage.kind == "source":
+        for outcome in stage.impl(params):
+            yield outcome, None
+    elif stage.kind in ("map", "filter"):
+        for batch in input_batches():
+            yield as_outcome(stage, stage.impl(batch, params), batch), batch.num_rows
+    elif stage.kind == "model":
+        model = stage.impl(params)  # loaded once per node, never at import time
+        for batch in input_batches():
+            yield as_outcome(stage, model(batch), batch), batch.num_rows
+    elif stage.kind == "global":
+        state = stage.impl(params)
+        state.fit(input_batches())
+        for batch in input_batches():
+            yield as_outcome(stage, state.apply(batch), batch), batch.num_rows
+        extra = state.finish() if hasattr(state, "finish") else None
+        if extra is not None and extra.num_rows:
+            yield Outcome(extra.slice(0, 0), added=extra), 0
+
+
+def as_outcome(stage: Stage, result, batch: pa.Table) -> Outcome:
+    if stage.kind == "filter":
+        keep, reasons = result
+        return Outcome.from_mask(batch, keep, reasons)
+    return result if isinstance(result, Outcome) else Outcome(result)
+
+
+def run_in_memory(stage: Stage, table: pa.Table, params) -> Outcome:
+    """The Python API path: one stage over one in-memory table, with the runner's checks."""
+    if stage.kind == "source":
+        raise TypeError(f"{stage.name} reads files; call it through a pipeline or `dataprep stage`")
+    ledger, results = Ledger(), []
+    for outcome, rows_in in outcomes(stage, params, lambda: iter([table])):
+        ledger.record(outcome, rows_in, stage.name)
+        results.append(outcome)
+    kept = pa.concat_tables([o.kept for o in results], promote_options="permissive")
+    added = [o.added for o in results if o.added is not None]
+    rejected = pa.concat_tables([o.rejected for o in results])
+    return Outcome(kept, rejected, pa.concat_tables(added, promote_options="permissive") if added else None)
+
+
+class PartWriter:
+    """Writes a node's output rows to `part-NNNNN.parquet` files and its rejects to `rejects.parquet`."""
+
+    def __init__(self, directory: Path, kind: str, rows_per_part: int):
+        self.dir, self.kind, self.rows_per_part = directory, kind, rows_per_part
+        self.parts: list[str] = []
+        self.rows = self.rejects = 0
+        self._part: pq.ParquetWriter | None = None
+        self._part_rows = 0
+        self._rejects = pq.ParquetWriter(directory / "rejects.parquet", REJECTS)
+
+    def write(self, outcome: Outcome) -> None:
+        table = outcome.output()
+        if table.num_rows:
+            self._write_rows(conform(table, self.kind))
+        if outcome.rejected.num_rows:
+            self._rejects.write_table(outcome.rejected)
+            self.rejects += outcome.rejected.num_rows
+
+    def _write_rows(self, table: pa.Table) -> None:
+        if self._part is not None and (self._part_rows >= self.rows_per_part
+                                       or not self._part.schema.equals(table.schema)):
+            self._close_part()
+        if self._part is None:
+            self.parts.append(f"part-{len(self.parts):05d}.parquet")
+            self._part = pq.ParquetWriter(self.dir / self.parts[-1], table.schema)
+        self._part.write_table(table)
+        self._part_rows += table.num_rows
+        self.rows += table.num_rows
+
+    def _close_part(self) -> None:
+        self._part.close()
+        self._part, self._part_rows = None, 0
+
+    def close(self) -> None:
+        if self._part is not None:
+            self._close_part()
+        self._rejects.close()
+
+
+def report_dict(report: NodeReport) -> dict:
+    d = asdict(report)
+    d["ledger"] = report.ledger.to_dict() if report.ledger else None
+    return d

@@ -1,0 +1,136 @@
+"""exact_dedup: drop exact duplicates (after the configured key folding), naming the row that was kept."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from dataprep.outcome import Outcome
+from dataprep.registry import param, stage
+from dataprep.stages import text as T
+
+Fold = Literal["whitespace", "case", "nfkc", "halfwidth"]
+
+
+@dataclass(frozen=True)
+class DedupParams:
+    fold: list[Fold] = param(factory=list, help="fold the key before hashing: whitespace, case, nfkc, "
+                             "halfwidth; [] compares the text exactly")
+    bits: Literal[64, 128] = param(64, "xxh3 hash width; 64 bits is safe to ~100M rows (collision odds "
+                                   "~n²/2⁶⁵), 128 beyond")
+    conflicts: Literal["drop_all", "keep_majority", "keep_first"] = param(
+        "drop_all", "same key, different labels: drop every copy, keep the majority label, or keep the first")
+
+
+def dedup_keys(table: pa.Table, fold: Iterable[str]) -> pa.Array:
+    """The string a row is compared by: its text (cls) or its tokens joined by U+001F (bio), folded."""
+    if "text" in table.column_names:
+        key = table.column("text").combine_chunks()
+    else:
+        key = pc.binary_join(table.column("tokens").combine_chunks(), "\x1f")
+    key = pc.fill_null(key, "")
+    for step in fold:
+        key = {"whitespace": T.fold_whitespace, "case": pc.utf8_lower, "nfkc": T.nfkc,
+               "halfwidth": T.halfwidth}[step](key)
+    return key
+
+
+def hash_keys(keys: pa.Array, bits: int) -> np.ndarray:
+    """xxh3 of each key: uint64 (n,) or, for 128 bits, (n, 2)."""
+    if bits == 64:
+        return np.fromiter((xxhash.xxh3_64_intdigest(k) for k in keys.cast(pa.binary()).to_pylist()), np.uint64, len(keys))
+    digests = b"".join(xxhash.xxh3_128_digest(k) for k in keys.cast(pa.binary()).to_pylist())
+    return np.frombuffer(digests, np.uint64).reshape(-1, 2)
+
+
+def _labels(table: pa.Table) -> pa.Array:
+    if "label" in table.column_names:
+        return pc.fill_null(table.column("label").combine_chunks(), "")
+    return pc.binary_join(table.column("tags").combine_chunks(), " ")
+
+
+@stage("exact_dedup", version=1, kind="global", params=DedupParams)
+class ExactDedup:
+    """Keep the first row of every group of rows with the same key; for `bio` rows the key is the token sequence.
+
+    Memory: 12 bytes per row (hash + label code) plus the ids of rows that have copies.
+    Drop reasons: `duplicate_of:<id of the kept row>`; `label_conflict:<labels>` when copies disagree on the
+    label (`conflicts` decides which, if any, survives).
+    """
+
+    def __init__(self, params: DedupParams):
+        self.p = params
+        self.offset = 0
+        self.keeper_ids: dict[int, str] = {}
+
+    def fit(self, tables: Iterable[pa.Table]) -> None:
+        hashes, labels, vocab = [], [], {}
+        for table in tables:
+            hashes.append(hash_keys(dedup_keys(table, self.p.fold), self.p.bits))
+            labels.append(np.array([vocab.setdefault(v, len(vocab)) for v in _labels(table).to_pylist()],
+                                   np.int32))
+        self.label_names = {code: name for name, code in vocab.items()}
+        h = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+        if h.ndim == 2:  # 128 bits: sort and compare the two halves as one record
+            h = h.view([("a", np.uint64), ("b", np.uint64)]).ravel()
+        self._decide(h, np.concatenate(labels) if labels else np.empty(0, np.int32))
+
+    def _decide(self, h: np.ndarray, labels: np.ndarray) -> None:
+        """For every row: the ordinal of the row kept in its place (itself when kept), or -1 on a conflict."""
+        n = len(h)
+        order = np.argsort(h, kind="stable")  # stable: a group's members come out in input order
+        sorted_h = h[order]
+        is_start = np.ones(n, bool)
+        is_start[1:] = sorted_h[1:] != sorted_h[:-1]
+        starts = np.flatnonzero(is_start)
+        sizes = np.diff(np.append(starts, n))
+        group = np.empty(n, np.int64)
+        group[order] = np.cumsum(is_start) - 1
+        self.keeper = order[starts][group]
+        self.conflict_labels: dict[int, str] = {}
+        for g in np.flatnonzero(sizes > 1):
+            members = order[starts[g]:starts[g] + sizes[g]]
+            if len(np.unique(labels[members])) > 1:
+                self._resolve_conflict(members, labels)
+        copies = self.keeper[(self.keeper >= 0) & (self.keeper != np.arange(n))]
+        self.has_copies = np.zeros(n, bool)
+        self.has_copies[copies] = True
+
+    def _resolve_conflict(self, members: np.ndarray, labels: np.ndarray) -> None:
+        member_labels = labels[members].tolist()
+        counts = Counter(member_labels)
+        names = "|".join(sorted(self.label_names[c] for c in counts))
+        if self.p.conflicts == "drop_all":
+            winner = None
+        elif self.p.conflicts == "keep_first":
+            winner = member_labels[0]
+        else:  # keep_majority; a tie goes to the label seen first
+            winner = max(counts, key=lambda lab: (counts[lab], -member_labels.index(lab)))
+        for row, lab in zip(members.tolist(), member_labels):
+            if lab != winner:
+                self.keeper[row] = -1
+                self.conflict_labels[row] = names
+        same = members[labels[members] == winner]
+        if len(same):
+            self.keeper[same] = same[0]
+
+    def apply(self, table: pa.Table) -> Outcome:
+        n, ids = table.num_rows, table.column("id").to_pylist()
+        rows = np.arange(self.offset, self.offset + n)
+        self.offset += n
+        reasons: list[str | None] = [None] * n
+        for i, row in enumerate(rows):
+            keeper = self.keeper[row]
+            if keeper == row:
+                if self.has_copies[row]:
+                    self.keeper_ids[row] = ids[i]
+            elif keeper < 0:
+                reasons[i] = "label_conflict:" + self.conflict_labels[row]
+            else:
+                reasons[i] = f"duplicate_of:{self.keeper_ids[keeper]}"
+        return Outcome.split(table, reasons)

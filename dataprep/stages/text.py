@@ -1,0 +1,64 @@
+"""Vectorised text helpers shared by stages: Unicode folding on whole Arrow arrays, script-based language guess."""
+from __future__ import annotations
+
+import html
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Control and format characters (BOM, zero-width spaces, direction marks) carry no meaning in a label or text.
+CONTROL = r"[\p{Cc}\p{Cf}\x{2028}\x{2029}]"
+WHITESPACE = r"[\s\x{00A0}\x{3000}]+"
+FULLWIDTH = r"[\x{FF01}-\x{FF5E}\x{3000}]"
+_HALFWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def fold_whitespace(arr: pa.Array) -> pa.Array:
+    """Runs of whitespace (CRLF, tabs, ideographic spaces) become one space; ends are trimmed."""
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, WHITESPACE, " "))
+
+
+def strip_control(arr: pa.Array) -> pa.Array:
+    # Line breaks and tabs are controls too: turn them into spaces first so words do not merge.
+    return pc.replace_substring_regex(pc.replace_substring_regex(arr, r"[\r\n\t]", " "), CONTROL, "")
+
+
+def unescape_html(arr: pa.Array) -> pa.Array:
+    """`&amp;` -> `&`, `&nbsp;` -> no-break space; only rows holding '&' pay the Python call."""
+    return _where(arr, pc.match_substring(arr, "&"), html.unescape)
+
+
+def halfwidth(arr: pa.Array) -> pa.Array:
+    """Full-width ASCII (`ｉＰｈｏｎｅ１２`) to half-width; CJK punctuation outside that block is kept."""
+    return _where(arr, pc.match_substring_regex(arr, FULLWIDTH), lambda s: s.translate(_HALFWIDTH))
+
+
+def nfkc(arr: pa.Array) -> pa.Array:
+    return pc.utf8_normalize(arr, "NFKC")
+
+
+def _where(arr: pa.Array, mask: pa.Array, fn) -> pa.Array:
+    """Apply a Python str -> str function to the rows selected by `mask`, leave the rest as they are."""
+    mask = pc.fill_null(mask, False)
+    if not pc.any(mask).as_py():
+        return arr
+    values = arr.to_pylist()
+    for i in pc.indices_nonzero(mask).to_pylist():
+        values[i] = fn(values[i])
+    return pa.array(values, pa.string())
+
+
+def guess_lang(arr: pa.Array) -> pa.Array:
+    """`zh`, `ja`, `ko`, `en` or `und` from the scripts a text uses. One Han character carries about a word,
+    so a text is Chinese when its Han characters are at least a third of its Latin letters."""
+    han = pc.count_substring_regex(arr, r"\p{Han}")
+    latin = pc.count_substring_regex(arr, r"[A-Za-z]")
+    kana = pc.count_substring_regex(arr, r"[\p{Hiragana}\p{Katakana}]")
+    hangul = pc.count_substring_regex(arr, r"\p{Hangul}")
+    zero = pa.scalar(0, han.type)
+    lang = pc.case_when(
+        pc.make_struct(pc.greater(kana, zero), pc.greater(hangul, zero),
+                       pc.and_(pc.greater(han, zero), pc.greater_equal(pc.multiply(han, 3), latin)),
+                       pc.greater(latin, zero)),
+        "ja", "ko", "zh", "en", "und")
+    return lang
