@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-
 from run import Result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +41,11 @@ def _passthrough(table: pa.Table, params) -> pa.Table:
 def per_batch_overhead(rows: int = 200_000, batch_rows: int = 1_000) -> Result:
     """A stage that returns its batch unchanged, run by the runner (read parquet, validate, ledger, write) vs
     a plain loop that reads the same parquet in batches and writes them back. Reported as batches/s."""
+    import pyarrow.parquet as pq
+
     from dataprep.dag import parse_pipeline
     from dataprep.registry import stage
     from dataprep.runner import Runner
-    import pyarrow.parquet as pq
 
     stage("bench_passthrough", 1, "map", _NoParams)(_passthrough)
     with tempfile.TemporaryDirectory() as tmp:

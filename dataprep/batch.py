@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataprep.dag import parse_pipeline
-from dataprep.io import reader_for, write_table
 from dataprep.errors import ConfigError
+from dataprep.io import reader_for, write_table
 from dataprep.registry import all_stages
 from dataprep.runner import Runner
 

@@ -86,6 +86,8 @@ def show(pipeline, rejects, limit, cache_dir):
             continue
         led = r.ledger
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(led.dropped.items()))
+        if led.notes:
+            reasons += "  (" + ", ".join(f"{k}={v}" for k, v in sorted(led.notes.items())) + ")"
         click.echo(f"{r.node:<16} {r.stage:<16} {'cached':<8} {led.rows_in:>8} {led.rows_out:>8} "
                    f"{led.added:>7} {led.dropped_total:>8}  {reasons}")
 

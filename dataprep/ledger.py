@@ -21,6 +21,7 @@ class Ledger:
     rows_out: int = 0
     added: int = 0
     dropped: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)  # what stages changed without dropping (e.g. repaired)
 
     @property
     def dropped_total(self) -> int:
@@ -39,6 +40,7 @@ class Ledger:
         self.rows_out += outcome.output_rows
         self.added += outcome.output_rows - kept
         self.dropped.update(reason_codes(outcome.rejected.column("reason")))
+        self.notes.update(outcome.notes)
 
     def check(self, node: str, rows_written: int, rejects_written: int) -> None:
         """The ledger must balance and agree with what was actually written."""
@@ -51,11 +53,11 @@ class Ledger:
 
     def to_dict(self) -> dict:
         return {"in": self.rows_in, "out": self.rows_out, "added": self.added,
-                "dropped": dict(sorted(self.dropped.items()))}
+                "dropped": dict(sorted(self.dropped.items())), "notes": dict(sorted(self.notes.items()))}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Ledger":
-        return cls(d["in"], d["out"], d["added"], Counter(d["dropped"]))
+    def from_dict(cls, d: dict) -> Ledger:
+        return cls(d["in"], d["out"], d["added"], Counter(d["dropped"]), Counter(d.get("notes", {})))
 
 
 def reason_codes(reasons: pa.Array | pa.ChunkedArray) -> Counter:

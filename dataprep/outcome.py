@@ -6,8 +6,8 @@ counts for the node's ledger. Generated rows (augmentation, oversampling) are `a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,10 +20,11 @@ class Outcome:
     kept: pa.Table
     rejected: pa.Table = field(default_factory=REJECTS.empty_table)
     added: pa.Table | None = None
+    notes: dict[str, int] = field(default_factory=dict)  # stage-specific counts (repaired rows, ...) for stats
 
     @classmethod
     def split(cls, table: pa.Table, reasons: Sequence[str | None] | pa.Array,
-              original: pa.Table | None = None) -> "Outcome":
+              original: pa.Table | None = None) -> Outcome:
         """Keep the rows whose reason is None; reject the others with their reason. A map stage passes the
         `original` rows so that a rejected row is recorded as it came in, not as the stage rewrote it."""
         reasons = reasons if isinstance(reasons, (pa.Array, pa.ChunkedArray)) else pa.array(reasons, pa.string())
@@ -35,7 +36,7 @@ class Outcome:
         return cls(table.filter(keep), rejects(source.filter(dropped), reasons.filter(dropped)))
 
     @classmethod
-    def from_mask(cls, table: pa.Table, keep, reasons) -> "Outcome":
+    def from_mask(cls, table: pa.Table, keep, reasons) -> Outcome:
         """For filter stages: `keep` is a boolean mask; `reasons` one string for all, or one per row."""
         keep = keep if isinstance(keep, (pa.Array, pa.ChunkedArray)) else pa.array(keep, pa.bool_())
         if isinstance(reasons, str):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 
 from dataprep.cache import NodeCache, node_key
 from dataprep.dag import Node, Pipeline
+from dataprep.errors import SchemaError
 from dataprep.ledger import Ledger
 from dataprep.outcome import Outcome
 from dataprep.registry import Stage, key_params
-from dataprep.errors import SchemaError
 from dataprep.schema import REJECTS, conform, validate
 
 DEFAULT_CACHE = "runs"

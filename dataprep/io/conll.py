@@ -1,8 +1,8 @@
 """Column files for NER (CoNLL-2003 and friends): one token per line, sentences separated by blank lines."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
@@ -19,6 +19,7 @@ class ConllParams:
     token_col: int = param(0, "column of the token (0-based)")
     tag_col: int = param(-1, "column of the tag (0-based; -1 = last)")
     delimiter: str | None = param(None, "column separator; default: any run of spaces or tabs")
+    columns: int | None = param(None, "columns per token line; default: as many as the file's first token line")
     lang: str | None = param(None, "language code of the file")
     batch_rows: int = param(50_000, "sentences per batch handed to the next stage", knob=True)
 
@@ -29,9 +30,12 @@ def read_conll(p: ConllParams) -> Iterator[Outcome]:
     final newline is fine. A sentence's id is `<file>:<line of its first token>`; tags are kept as written
     (convert them with `to_bio2`).
 
-    Drop reasons (the whole sentence): `invalid_utf8`, `bad_column_row:<line>` (a line with too few columns).
+    Drop reasons (the whole sentence): `invalid_utf8`, `bad_column_row:<line>` (a line whose column count
+    differs from the file's, so its tag column cannot be trusted).
     """
     source = source_name(p.path)
+    if p.columns is None:
+        p = replace(p, columns=_first_column_count(p))
     rows: dict[str, list] = {name: [] for name in BIO.names}
     bad: list[tuple[str, str, str]] = []
     for start, lines in _sentences(p.path):
@@ -69,12 +73,18 @@ def _columns(lines: list[tuple[int, bytes]], p: ConllParams) -> tuple[list[str],
         if text is None:
             return [], [], "invalid_utf8"
         cols = text.split(p.delimiter) if p.delimiter else text.split()
-        need = max(p.token_col, p.tag_col) + 1 if p.tag_col >= 0 else max(p.token_col + 1, 2)
-        if len(cols) < need:
+        if len(cols) != p.columns:
             return [], [], f"bad_column_row:{lineno}"
         tokens.append(cols[p.token_col])
         tags.append(cols[p.tag_col])
     return tokens, tags, None
+
+
+def _first_column_count(p: ConllParams) -> int:
+    for _, lines in _sentences(p.path):
+        text = decode(lines[0][1]) or ""
+        return len(text.split(p.delimiter) if p.delimiter else text.split())
+    return 2
 
 
 def write_conll(table: pa.Table, path: str) -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import csv
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import pyarrow as pa
 
@@ -43,7 +44,7 @@ def read_csv(p: CsvParams) -> Iterator[Outcome]:
     source = source_name(p.path)
     batch, bad = ClsBatch(p, source), []
     names = list(p.columns) if p.columns else None
-    for start, end, fields, raw, reason in _records(p):
+    for start, _end, fields, raw, reason in _records(p):
         rid = f"{source}:{start}"
         if reason is None and names is None:
             names = fields

@@ -4,8 +4,8 @@ Decoding is left to the caller, so one line of invalid UTF-8 becomes one reject 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 BOM = b"\xef\xbb\xbf"
 

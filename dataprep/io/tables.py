@@ -1,9 +1,9 @@
 """Sources that are tables already: Parquet files and `datasets` datasets (a local directory or a hub name)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq

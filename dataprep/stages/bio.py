@@ -116,13 +116,17 @@ def to_bio2(table: pa.Table, p: Bio2Params) -> Outcome:
     ill_formed=reject), `bad_tag:<tag>`, `unknown_type:<type>` (not in `types`), `empty_tokens`.
     """
     allowed = set(p.types) if p.types else None
-    new_tags, reasons = [], []
+    new_tags, reasons, changed = [], [], 0
     for tokens, tags in zip(table.column("tokens").to_pylist(), table.column("tags").to_pylist()):
         tags_out, reason = _convert(tokens or [], tags or [], p, allowed)
         new_tags.append(tags_out)
         reasons.append(reason)
+        changed += reason is None and tags_out != tags
     converted = table.set_column(table.column_names.index("tags"), "tags", pa.array(new_tags, pa.list_(pa.string())))
-    return Outcome.split(converted, reasons, original=table)
+    outcome = Outcome.split(converted, reasons, original=table)
+    # A repair or a scheme conversion rewrites tags without dropping the row: count it, never do it silently.
+    outcome.notes = {"tags_rewritten": changed}
+    return outcome
 
 
 def _convert(tokens: list, tags: list, p: Bio2Params, allowed: set | None) -> tuple[list, str | None]:

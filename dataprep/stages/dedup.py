@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -42,9 +43,10 @@ def dedup_keys(table: pa.Table, fold: Iterable[str]) -> pa.Array:
 
 def hash_keys(keys: pa.Array, bits: int) -> np.ndarray:
     """xxh3 of each key: uint64 (n,) or, for 128 bits, (n, 2)."""
+    raw = keys.cast(pa.binary()).to_pylist()
     if bits == 64:
-        return np.fromiter((xxhash.xxh3_64_intdigest(k) for k in keys.cast(pa.binary()).to_pylist()), np.uint64, len(keys))
-    digests = b"".join(xxhash.xxh3_128_digest(k) for k in keys.cast(pa.binary()).to_pylist())
+        return np.fromiter(map(xxhash.xxh3_64_intdigest, raw), np.uint64, len(raw))
+    digests = b"".join(map(xxhash.xxh3_128_digest, raw))
     return np.frombuffer(digests, np.uint64).reshape(-1, 2)
 
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
 
 from dataprep.outcome import Outcome
 from dataprep.registry import param, stage
-from dataprep.stages.dedup import Fold, dedup_keys, hash_keys, _labels
+from dataprep.stages.dedup import Fold, _labels, dedup_keys, hash_keys
 
 SPLITS = ("train", "validation", "test")
 
