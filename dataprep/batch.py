@@ -6,10 +6,12 @@ the output and every reject (reader's and stage's) next to OUTPUT.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dataprep.dag import parse_pipeline
 from dataprep.errors import ConfigError
@@ -32,14 +34,21 @@ def run_stage_on_file(name: str, input_path: str, output: str, params: dict, rea
     with tempfile.TemporaryDirectory(prefix="dataprep-stage-") as cache:
         runner = Runner(parse_pipeline({"name": "batch", "nodes": nodes}), cache)
         reports = runner.run()
-        last = reports[-1].node
-        write_table(runner.output(last), output)
+        _write_output(runner.cache(reports[-1].node).parts(), output)
         rejects = pa.concat_tables([runner.rejects(r.node) for r in reports])
         rejects_path = rejects_path_for(output)
         write_table(rejects, str(rejects_path))
     ledger = reports[-1].ledger
     return (f"{name}: {reports[0].ledger.rows_in} records read, {ledger.rows_out} rows written to {output}, "
             f"{rejects.num_rows} rejects to {rejects_path}")
+
+
+def _write_output(parts: list[Path], output: str) -> None:
+    if len(parts) == 1 and Path(output).suffix.lower() == ".parquet":
+        shutil.copyfile(parts[0], output)  # the node's part already is the file asked for
+    else:
+        write_table(pa.concat_tables([pq.read_table(p) for p in parts], promote_options="permissive")
+                    if parts else pa.table({}), output)
 
 
 def rejects_path_for(output: str) -> Path:

@@ -192,3 +192,7 @@ class _TerminalProgress:
         counts = f"{led.rows_in:>8} in {led.rows_out:>8} out {led.dropped_total:>6} dropped" if led else ""
         timing = f"{report.seconds:6.2f}s" if report.status == "ran" else ""
         click.echo(f"{report.node:<16} {report.status:<7} {counts} {timing}", err=True)
+
+
+if __name__ == "__main__":
+    main()

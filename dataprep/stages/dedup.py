@@ -56,6 +56,24 @@ def _labels(table: pa.Table) -> pa.Array:
     return pc.binary_join(table.column("tags").combine_chunks(), " ")
 
 
+def _label_codes(labels: pa.Array, vocab: dict[str, int]) -> np.ndarray:
+    """Small integer codes for labels, consistent across batches (`vocab` grows as new labels appear)."""
+    encoded = pc.dictionary_encode(labels).combine_chunks() if isinstance(labels, pa.ChunkedArray) \
+        else pc.dictionary_encode(labels)
+    lookup = np.array([vocab.setdefault(v, len(vocab)) for v in encoded.dictionary.to_pylist()], np.int32)
+    return lookup[encoded.indices.to_numpy(zero_copy_only=False)] if len(lookup) else np.empty(0, np.int32)
+
+
+def _groups_with_several_labels(group: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
+    """Groups whose rows carry more than one distinct label: count distinct (group, label) pairs per group."""
+    shared = np.bincount(group, minlength=n_groups)[group] > 1  # only rows that have copies can conflict
+    if not shared.any():
+        return np.empty(0, np.int64)
+    width = int(labels.max()) + 1
+    pairs = np.unique(group[shared] * width + labels[shared])
+    return np.flatnonzero(np.bincount(pairs // width, minlength=n_groups) > 1)
+
+
 @stage("exact_dedup", version=1, kind="global", params=DedupParams)
 class ExactDedup:
     """Keep the first row of every group of rows with the same key; for `bio` rows the key is the token sequence.
@@ -74,8 +92,7 @@ class ExactDedup:
         hashes, labels, vocab = [], [], {}
         for table in tables:
             hashes.append(hash_keys(dedup_keys(table, self.p.fold), self.p.bits))
-            labels.append(np.array([vocab.setdefault(v, len(vocab)) for v in _labels(table).to_pylist()],
-                                   np.int32))
+            labels.append(_label_codes(_labels(table), vocab))
         self.label_names = {code: name for name, code in vocab.items()}
         h = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
         if h.ndim == 2:  # 128 bits: sort and compare the two halves as one record
@@ -95,10 +112,8 @@ class ExactDedup:
         group[order] = np.cumsum(is_start) - 1
         self.keeper = order[starts][group]
         self.conflict_labels: dict[int, str] = {}
-        for g in np.flatnonzero(sizes > 1):
-            members = order[starts[g]:starts[g] + sizes[g]]
-            if len(np.unique(labels[members])) > 1:
-                self._resolve_conflict(members, labels)
+        for g in _groups_with_several_labels(group, labels, len(starts)):
+            self._resolve_conflict(order[starts[g]:starts[g] + sizes[g]], labels)
         copies = self.keeper[(self.keeper >= 0) & (self.keeper != np.arange(n))]
         self.has_copies = np.zeros(n, bool)
         self.has_copies[copies] = True
@@ -122,17 +137,17 @@ class ExactDedup:
             self.keeper[same] = same[0]
 
     def apply(self, table: pa.Table) -> Outcome:
-        n, ids = table.num_rows, table.column("id").to_pylist()
-        rows = np.arange(self.offset, self.offset + n)
-        self.offset += n
-        reasons: list[str | None] = [None] * n
-        for i, row in enumerate(rows):
-            keeper = self.keeper[row]
-            if keeper == row:
-                if self.has_copies[row]:
-                    self.keeper_ids[row] = ids[i]
-            elif keeper < 0:
-                reasons[i] = "label_conflict:" + self.conflict_labels[row]
-            else:
-                reasons[i] = f"duplicate_of:{self.keeper_ids[keeper]}"
+        rows = np.arange(self.offset, self.offset + table.num_rows)
+        self.offset += table.num_rows
+        keeper = self.keeper[rows]
+        kept = keeper == rows
+        # Remember the ids of rows that others will name as their keeper (keepers come first in input order).
+        keepers = np.flatnonzero(kept & self.has_copies[rows])
+        ids = table.column("id").take(pa.array(keepers)).to_pylist()
+        self.keeper_ids.update(zip(rows[keepers].tolist(), ids))
+        reasons: list[str | None] = [None] * table.num_rows
+        for i in np.flatnonzero(~kept).tolist():
+            k = int(keeper[i])
+            reasons[i] = f"duplicate_of:{self.keeper_ids[k]}" if k >= 0 else \
+                "label_conflict:" + self.conflict_labels[int(rows[i])]
         return Outcome.split(table, reasons)

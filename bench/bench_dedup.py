@@ -1,0 +1,87 @@
+"""Exact dedup, JSONL in -> Parquet out, on 1,000,000 generated docs (~250 bytes, 10% duplicates).
+
+dataprep (`dataprep stage exact_dedup`) against what a user would write with pandas (`read_json(lines=True)`,
+`drop_duplicates`, `to_parquet`) and with polars (`read_ndjson`, `unique(maintain_order=True)`,
+`write_parquet`). Each runs in its own process so its peak RSS is its own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from run import Result
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS, DUP_SHARE = 1_000_000, 0.10
+
+PANDAS = """
+import pandas as pd, sys
+df = pd.read_json(sys.argv[1], lines=True, dtype={"id": str, "text": str, "label": str})
+df.drop_duplicates(subset="text", keep="first").to_parquet(sys.argv[2], index=False)
+"""
+POLARS = """
+import polars as pl, sys
+df = pl.read_ndjson(sys.argv[1])
+df.unique(subset="text", keep="first", maintain_order=True).write_parquet(sys.argv[2])
+"""
+DATAPREP = "from dataprep.cli import main; main()"
+
+
+def run() -> list[Result]:
+    data = corpus()
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = measure([DATAPREP, "stage", "exact_dedup", str(data), "-o", f"{tmp}/ours.parquet"])
+        pandas = measure([PANDAS, str(data), f"{tmp}/pandas.parquet"])
+        results = [_result("pandas", ours, pandas, "read_json + drop_duplicates")]
+        try:
+            import polars  # noqa: F401
+            polars_run = measure([POLARS, str(data), f"{tmp}/polars.parquet"])
+            results.append(_result("polars", ours, polars_run, "read_ndjson + unique"))
+        except ImportError:
+            pass
+    return results
+
+
+def _result(name: str, ours: dict, base: dict, how: str) -> Result:
+    mem = f"peak RSS {ours['rss_mb']:.0f} MB vs {base['rss_mb']:.0f} MB ({ours['rss_mb'] / base['rss_mb']:.2f}×)"
+    return Result(f"exact dedup, {DOCS:,} JSONL docs -> Parquet, vs {name}", DOCS / ours["s"], DOCS / base["s"],
+                  "docs/s", f"{name} {how}", notes=f"{ours['s']:.1f} s vs {base['s']:.1f} s; {mem}")
+
+
+def measure(args: list[str]) -> dict:
+    """Wall time and peak RSS of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{args[0][:40]!r} failed: {proc.stderr.read().decode()[-2000:]}")
+    return {"s": seconds, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def corpus(path: Path = ROOT / "bench" / "out" / "dedup_1m.jsonl") -> Path:
+    """Generated once and reused: ~250-byte English-like docs, 10% exact copies of earlier docs."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(7)
+    words = [w for w in "the a service room was very good bad slow fast clean dirty staff food price value "
+             "friendly noisy quiet location breakfast would stay again never recommend hotel phone battery "
+             "screen delivery late early package broken perfect cheap expensive".split()]
+    docs: list[tuple[str, str]] = []
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(DOCS):
+            if docs and rng.random() < DUP_SHARE:
+                text, label = docs[rng.randrange(len(docs))]  # an exact copy: same text, same label
+            else:
+                text, label = " ".join(rng.choice(words) for _ in range(40))[:240], rng.choice("ab")
+                docs.append((text, label))
+            f.write(json.dumps({"id": f"d{i:07d}", "text": text, "label": label}) + "\n")
+    return path
