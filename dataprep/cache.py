@@ -19,14 +19,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from dataprep.registry import key_params
+from dataprep.registry import key_params, model_ref_fields
 
 MANIFEST = "manifest.json"
 
 
-def node_key(node, input_keys: list[str]) -> str:
-    doc = {"stage": node.stage.name, "version": node.stage.version,
-           "params": key_params(node.params), "inputs": input_keys}
+def node_key(node, input_keys: list[str], model_keys: dict[str, str] | None = None) -> str:
+    """`model_keys`: for each model param given as {node: NAME}, NAME's key. A model given as a local
+    directory is keyed by its files' bytes, like a source; a hub id by its name."""
+    params = key_params(node.params)
+    for key, model_key in (model_keys or {}).items():
+        params[key] = {"node_key": model_key}
+    for key in model_ref_fields(type(node.params)):
+        ref = params.get(key)
+        if isinstance(ref, str) and Path(ref).is_dir():
+            params[key] = {"dir": file_digests(ref)}
+    doc = {"stage": node.stage.name, "version": node.stage.version, "params": params, "inputs": input_keys}
     if node.stage.kind == "source" and getattr(node.params, "path", ""):
         doc["files"] = file_digests(node.params.path)
     blob = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str)

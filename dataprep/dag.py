@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import yaml
 
 from dataprep import registry
 from dataprep.errors import ConfigError
-from dataprep.registry import Stage
+from dataprep.registry import MODEL, Stage
 
 PIPELINE_KEYS = {"name", "defaults", "imports", "nodes"}
 NODE_KEYS = {"uses", "input", "with"}
@@ -32,7 +32,13 @@ class Node:
     stage: Stage
     params: Any
     inputs: tuple[str, ...]
-    kind: str  # the schema kind of the rows this node outputs
+    kind: str  # the schema kind of the rows this node outputs, or "model" for build nodes
+    models: dict[str, str] = field(default_factory=dict)  # model param -> the build node it names
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """Every node this one waits for: its row inputs and the nodes that build its models."""
+        return self.inputs + tuple(n for n in self.models.values() if n not in self.inputs)
 
 
 @dataclass
@@ -48,14 +54,14 @@ class Pipeline:
             n = todo.pop()
             if n not in seen:
                 seen.add(n)
-                todo.extend(self.nodes[n].inputs)
+                todo.extend(self.nodes[n].deps)
         return seen
 
     def descendants(self, name: str) -> set[str]:
         """`name` and every node that depends on it."""
         out = {name}
         for n, node in self.nodes.items():  # topological order: inputs are seen first
-            if out.intersection(node.inputs):
+            if out.intersection(node.deps):
                 out.add(n)
         return out
 
@@ -99,7 +105,7 @@ def _import_modules(modules: Any) -> None:
             raise ConfigError(f"cannot import {module!r}: {e}", key="imports") from None
 
 
-def _parse_node(name: str, spec: Any, defaults: dict) -> tuple[Stage, Any, tuple[str, ...]]:
+def _parse_node(name: str, spec: Any, defaults: dict) -> tuple[Stage, Any, tuple[str, ...], dict[str, str]]:
     if not isinstance(spec, dict):
         raise ConfigError("a node is a mapping with 'uses', 'input' and 'with'", name)
     _no_unknown(spec, NODE_KEYS, name, "")
@@ -120,7 +126,19 @@ def _parse_node(name: str, spec: Any, defaults: dict) -> tuple[Stage, Any, tuple
     if not isinstance(inputs, (list, tuple)) or not all(isinstance(i, str) for i in inputs):
         raise ConfigError("'input' must be a node name or a list of node names", name, "input")
     _check_inputs(name, stage, params, tuple(inputs))
-    return stage, params, tuple(inputs)
+    return stage, params, tuple(inputs), _model_nodes(name, params)
+
+
+def _model_nodes(name: str, params: Any) -> dict[str, str]:
+    """Model params given as `{node: NAME}`: the nodes that must build those models first."""
+    out = {}
+    for key in registry.model_ref_fields(type(params)):
+        ref = getattr(params, key)
+        if isinstance(ref, dict):
+            if set(ref) != {"node"} or not isinstance(ref["node"], str):
+                raise ConfigError(f"a model node reference is {{node: NAME}}, got {ref!r}", name, f"with.{key}")
+            out[key] = ref["node"]
+    return out
 
 
 def _check_inputs(name: str, stage: Stage, params: Any, inputs: tuple[str, ...]) -> None:
@@ -136,10 +154,13 @@ def _check_inputs(name: str, stage: Stage, params: Any, inputs: tuple[str, ...])
 
 def _topological(specs: dict) -> list[str]:
     """Node names with every node after its inputs; a missing input or a cycle is a ConfigError."""
-    for name, (_, _, inputs) in specs.items():
+    for name, (_, _, inputs, models) in specs.items():
         for i in inputs:
             if i not in specs:
                 raise ConfigError(f"input {i!r} is not a node of this pipeline", name, "input")
+        for key, m in models.items():
+            if m not in specs:
+                raise ConfigError(f"model node {m!r} is not a node of this pipeline", name, f"with.{key}")
     order, state = [], {}  # state: 1 = on the current path, 2 = done
 
     def visit(name: str, path: list[str]) -> None:
@@ -149,7 +170,8 @@ def _topological(specs: dict) -> list[str]:
             cycle = path[path.index(name):] + [name]
             raise ConfigError(f"cycle: {' -> '.join(cycle)}", name, "input")
         state[name] = 1
-        for i in specs[name][2]:
+        inputs, models = specs[name][2], specs[name][3]
+        for i in (*inputs, *models.values()):
             visit(i, path + [name])
         state[name] = 2
         order.append(name)
@@ -163,15 +185,22 @@ def _resolve_kinds(order: list[str], specs: dict) -> dict[str, Node]:
     """Give each node its output schema kind; an edge whose kind the stage does not accept is an error."""
     nodes: dict[str, Node] = {}
     for name in order:
-        stage, params, inputs = specs[name]
+        stage, params, inputs, models = specs[name]
+        for key, m in models.items():
+            if nodes[m].kind != MODEL:
+                raise ConfigError(f"{m!r} outputs rows, not a model (use a build stage such as pretrain_lm)",
+                                  name, f"with.{key}")
         kinds = [nodes[i].kind for i in inputs]
+        if MODEL in kinds:
+            raise ConfigError(f"{inputs[kinds.index(MODEL)]!r} builds a model; name it in a model parameter as "
+                              "{node: NAME}, not as an input", name, "input")
         if len(set(kinds)) > 1:
             raise ConfigError(f"inputs have different schema kinds: {dict(zip(inputs, kinds))}", name, "input")
         in_kind = kinds[0] if kinds else None
         if in_kind is not None and in_kind not in stage.consumes:
             raise ConfigError(f"{stage.name} takes {'/'.join(stage.consumes)} rows, but {inputs[0]!r} gives "
                               f"{in_kind!r} rows", name, "input")
-        nodes[name] = Node(name, stage, params, inputs, stage.output_kind(params, in_kind))
+        nodes[name] = Node(name, stage, params, inputs, stage.output_kind(params, in_kind), models)
     return nodes
 
 

@@ -9,6 +9,10 @@ Kinds and their call shapes:
   filter  fn(table, params) -> (keep_mask, reasons)             the runner splits kept and rejected rows
   model   cls(params); obj(table) -> Table | Outcome            loads its model once, lazily
   global  cls(params); obj.fit(tables); obj.apply(table) -> Outcome   needs all rows first (dedup, split, ...)
+  build   fn(batches, params, out_dir) -> notes                 builds a model from rows (tokenizer, tiny LM)
+
+A `build` node outputs a model directory instead of rows; other nodes name it in a model parameter as
+`{node: NAME}` (see dataprep/models/refs.py), which is also how a hub id or a local directory is given.
 """
 from __future__ import annotations
 
@@ -23,21 +27,27 @@ import pyarrow as pa
 from dataprep.errors import ConfigError
 from dataprep.outcome import Outcome
 
-KINDS = ("source", "map", "filter", "model", "global")
+KINDS = ("source", "map", "filter", "model", "global", "build")
+MODEL = "model"  # the output kind of build nodes: a directory, not rows
 SAME_AS_INPUT = "input"
 
 
 def param(default: Any = dataclasses.MISSING, help: str = "", *, factory: Callable | None = None,
-          knob: bool = False):
+          knob: bool = False, model_ref: bool = False):
     """A stage parameter: every one has a default and a help string (shown by `dataprep stages NAME`).
 
     `knob=True` marks an execution setting (batch size, workers) that cannot change the output: it is left
-    out of the cache key, so tuning it never invalidates a cached node.
+    out of the cache key, so tuning it never invalidates a cached node. `model_ref=True` marks a model
+    reference (hub id, local directory or `{node: NAME}`): the DAG orders and keys the node after NAME.
     """
-    metadata = {"help": help, "knob": knob}
+    metadata = {"help": help, "knob": knob, "model_ref": model_ref}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def model_ref_fields(params_cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(params_cls) if f.metadata.get("model_ref")]
 
 
 def key_params(params: Any) -> dict:

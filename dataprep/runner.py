@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,7 +21,7 @@ from dataprep.dag import Node, Pipeline
 from dataprep.errors import SchemaError
 from dataprep.ledger import Ledger
 from dataprep.outcome import Outcome
-from dataprep.registry import Stage, key_params
+from dataprep.registry import MODEL, Stage, key_params
 from dataprep.schema import REJECTS, conform, validate
 
 DEFAULT_CACHE = "runs"
@@ -59,7 +59,7 @@ class Runner:
     def _compute_keys(self) -> dict[str, str]:
         keys: dict[str, str] = {}
         for name, node in self.pipeline.nodes.items():
-            keys[name] = node_key(node, [keys[i] for i in node.inputs])
+            keys[name] = node_key(node, [keys[i] for i in node.inputs], {k: keys[m] for k, m in node.models.items()})
         return keys
 
     def cache(self, name: str) -> NodeCache:
@@ -98,18 +98,20 @@ class Runner:
 
     # --- executing one node ---
 
+    def model_dir(self, name: str) -> Path:
+        """Where build node `name` keeps its model (once it has run)."""
+        return (self.cache(name).dir / MODEL).resolve()
+
     def _execute(self, node: Node) -> NodeReport:
         cache, started = self.cache(node.name), time.perf_counter()
         scratch = cache.begin()
         total = sum(self.cache(i).manifest()["ledger"]["out"] for i in node.inputs) if node.inputs else None
         self.progress.node_started(node, total)
-        writer, ledger = PartWriter(scratch, node.kind, self.rows_per_part), Ledger()
-        for outcome, rows_in in outcomes(node.stage, node.params, lambda: self._input_batches(node)):
-            ledger.record(outcome, rows_in, node.name)
-            writer.write(outcome)
-            self.progress.rows_done(rows_in if rows_in is not None else outcome.kept.num_rows)
-        writer.close()
-        ledger.check(node.name, writer.rows, writer.rejects)
+        params = replace(node.params, **{k: str(self.model_dir(m)) for k, m in node.models.items()})
+        if node.stage.kind == "build":
+            ledger, parts = self._build(node, params, scratch), []
+        else:
+            ledger, parts = self._stream(node, params, scratch)
         seconds = time.perf_counter() - started
         (scratch / "stats.json").write_text(json.dumps(
             {"ledger": ledger.to_dict(), "seconds": round(seconds, 3),
@@ -117,8 +119,36 @@ class Runner:
         cache.commit(scratch, {
             "node": node.name, "stage": node.stage.name, "version": node.stage.version, "key": self.keys[node.name],
             "kind": node.kind, "params": key_params(node.params),
-            "inputs": {i: self.keys[i] for i in node.inputs}, "parts": writer.parts, "ledger": ledger.to_dict()})
+            "inputs": {i: self.keys[i] for i in node.deps}, "parts": parts, "ledger": ledger.to_dict()})
         return NodeReport(node.name, node.stage.name, self.keys[node.name], "ran", ledger, seconds)
+
+    def _stream(self, node: Node, params, scratch: Path) -> tuple[Ledger, list[str]]:
+        """Rows in, rows out: batches through the stage into parquet parts and the rejects file."""
+        writer, ledger = PartWriter(scratch, node.kind, self.rows_per_part), Ledger()
+        for outcome, rows_in in outcomes(node.stage, params, lambda: self._input_batches(node)):
+            ledger.record(outcome, rows_in, node.name)
+            writer.write(outcome)
+            self.progress.rows_done(rows_in if rows_in is not None else outcome.kept.num_rows)
+        writer.close()
+        ledger.check(node.name, writer.rows, writer.rejects)
+        return ledger, writer.parts
+
+    def _build(self, node: Node, params, scratch: Path) -> Ledger:
+        """Rows in, a model out (scratch/model). The ledger counts the rows it learned from; no row passes
+        through, so there is nothing to balance."""
+        ledger = Ledger()
+
+        def batches() -> Iterator[pa.Table]:
+            ledger.rows_in = 0  # a builder may read its input more than once: count one pass
+            for batch in self._input_batches(node):
+                ledger.rows_in += batch.num_rows
+                yield batch
+
+        notes = node.stage.impl(batches, params, scratch / MODEL) or {}
+        if not (scratch / MODEL).is_dir():
+            raise SchemaError(f"{node.stage.name} did not write its model to {scratch / MODEL}")
+        ledger.notes.update(notes)
+        return ledger
 
     def _input_batches(self, node: Node) -> Iterator[pa.Table]:
         for name in node.inputs:
@@ -192,7 +222,8 @@ def run_in_memory(stage: Stage, table: pa.Table, params) -> Outcome:
     kept = pa.concat_tables([o.kept for o in results], promote_options="permissive")
     added = [o.added for o in results if o.added is not None]
     rejected = pa.concat_tables([o.rejected for o in results])
-    return Outcome(kept, rejected, pa.concat_tables(added, promote_options="permissive") if added else None)
+    return Outcome(kept, rejected, pa.concat_tables(added, promote_options="permissive") if added else None,
+                   dict(ledger.notes))
 
 
 class PartWriter:

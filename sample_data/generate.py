@@ -357,9 +357,8 @@ def _whitespace_variant(rng: random.Random, s: str) -> str:
         return s + "   "
     if r == 2:
         return " " + s + " "
-    if r == 3:
-        cut = s.find("，") + 1 or len(s) // 2
-        return s[:cut] + "  " + s[cut:]
+    if r == 3:  # a doubled inner space (folding restores it); a text without one gets a leading run
+        return s.replace(" ", "  ", 1) if " " in s else "  " + s
     return "\u3000" + s
 
 

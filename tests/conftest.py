@@ -2,6 +2,7 @@
 `testkit`; the test stages are registered once, here, before any test module needs them."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,16 @@ if str(TESTS) not in sys.path:
 
 import stages_for_tests  # noqa: F401,E402  (registers the t_* stages)
 from testkit import write_jsonl, write_pipeline  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.slow` tests (full runs over ../shared/datasets) run only with DATAPREP_SLOW=1."""
+    if os.environ.get("DATAPREP_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set DATAPREP_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture

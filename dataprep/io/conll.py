@@ -1,11 +1,14 @@
 """Column files for NER (CoNLL-2003 and friends): one token per line, sentences separated by blank lines."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import pyarrow as pa
 
+from dataprep.errors import ConfigError
 from dataprep.io.fields import source_name
 from dataprep.io.lines import decode, iter_lines, raw_text
 from dataprep.outcome import Outcome, reject_records
@@ -21,35 +24,55 @@ class ConllParams:
     delimiter: str | None = param(None, "column separator; default: any run of spaces or tabs")
     columns: int | None = param(None, "columns per token line; default: as many as the file's first token line")
     lang: str | None = param(None, "language code of the file")
+    invalid_utf8: Literal["reject", "replace"] = param(
+        "reject", "a line that is not valid UTF-8: 'reject' drops its sentence; 'replace' keeps it, each bad "
+        "byte sequence becoming U+FFFD (tags stay aligned; counted in the ledger notes as utf8_replaced_lines)")
+    strip_token_position: bool = param(
+        False, "tokens carry a word-position number after the character (Weibo 2nd_conll: '新0', 'p10'): "
+        "drop it, keeping at least one character")
     batch_rows: int = param(50_000, "sentences per batch handed to the next stage", knob=True)
 
 
-@stage("read_conll", version=1, kind="source", params=ConllParams, produces="bio")
+@stage("read_conll", version=2, kind="source", params=ConllParams, produces="bio")
 def read_conll(p: ConllParams) -> Iterator[Outcome]:
     """Read NER sentences from a column file. `-DOCSTART-` lines are document breaks, not tokens; a missing
     final newline is fine. A sentence's id is `<file>:<line of its first token>`; tags are kept as written
     (convert them with `to_bio2`).
 
-    Drop reasons (the whole sentence): `invalid_utf8`, `bad_column_row:<line>` (a line whose column count
-    differs from the file's, so its tag column cannot be trusted).
+    Drop reasons (the whole sentence): `invalid_utf8:<line>` (with invalid_utf8=reject; <line> is the first bad
+    line), `bad_column_row:<line>` (a line whose column count differs from the file's, so its tag column
+    cannot be trusted).
     """
     source = source_name(p.path)
     if p.columns is None:
         p = replace(p, columns=_first_column_count(p))
+    for name in ("token_col", "tag_col"):
+        if not -p.columns <= getattr(p, name) < p.columns:
+            raise ConfigError(f"the file has {p.columns} columns; column {getattr(p, name)} does not exist",
+                              key=f"with.{name}")
     rows: dict[str, list] = {name: [] for name in BIO.names}
     bad: list[tuple[str, str, str]] = []
+    replaced = 0
     for start, lines in _sentences(p.path):
         rid = f"{source}:{start}"
         tokens, tags, reason = _columns(lines, p)
+        if reason is None and p.invalid_utf8 == "replace":
+            replaced += sum(decode(raw) is None for _, raw in lines)
         if reason:
             bad.append((rid, reason, "\n".join(raw_text(raw) for _, raw in lines)))
         else:
             for name, value in zip(BIO.names, (rid, tokens, tags, p.lang, source)):
                 rows[name].append(value)
         if len(rows["id"]) + len(bad) >= p.batch_rows:
-            yield Outcome(pa.table(rows, schema=BIO), reject_records(bad))
-            rows, bad = {name: [] for name in BIO.names}, []
-    yield Outcome(pa.table(rows, schema=BIO), reject_records(bad))
+            yield _outcome(rows, bad, replaced)
+            rows, bad, replaced = {name: [] for name in BIO.names}, [], 0
+    yield _outcome(rows, bad, replaced)
+
+
+def _outcome(rows: dict[str, list], bad: list, replaced: int) -> Outcome:
+    # A replacement rewrites text without dropping the sentence: count it, never do it silently.
+    return Outcome(pa.table(rows, schema=BIO), reject_records(bad),
+                   notes={"utf8_replaced_lines": replaced} if replaced else {})
 
 
 def _sentences(path: str) -> Iterator[tuple[int, list[tuple[int, bytes]]]]:
@@ -66,23 +89,32 @@ def _sentences(path: str) -> Iterator[tuple[int, list[tuple[int, bytes]]]]:
         yield lines[0][0], lines
 
 
+# A word-position number glued to a token: the shortest non-empty prefix is the token, so '110' is '1' at 10.
+_POSITION = re.compile(r"(.+?)\d+")
+
+
 def _columns(lines: list[tuple[int, bytes]], p: ConllParams) -> tuple[list[str], list[str], str | None]:
     tokens, tags = [], []
     for lineno, raw in lines:
         text = decode(raw)
+        if text is None and p.invalid_utf8 == "reject":
+            return [], [], f"invalid_utf8:{lineno}"
         if text is None:
-            return [], [], "invalid_utf8"
+            text = raw.decode("utf-8", errors="replace")
         cols = text.split(p.delimiter) if p.delimiter else text.split()
         if len(cols) != p.columns:
             return [], [], f"bad_column_row:{lineno}"
-        tokens.append(cols[p.token_col])
+        token = cols[p.token_col]
+        if p.strip_token_position and (m := _POSITION.fullmatch(token)):
+            token = m.group(1)
+        tokens.append(token)
         tags.append(cols[p.tag_col])
     return tokens, tags, None
 
 
 def _first_column_count(p: ConllParams) -> int:
     for _, lines in _sentences(p.path):
-        text = decode(lines[0][1]) or ""
+        text = lines[0][1].decode("utf-8", errors="replace")  # the delimiters are ASCII: a bad byte cannot hide one
         return len(text.split(p.delimiter) if p.delimiter else text.split())
     return 2
 

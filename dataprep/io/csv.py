@@ -24,12 +24,17 @@ class CsvParams(ClsFields):
         "minimal", "'minimal': fields may be quoted (RFC 4180); 'none': quotes are ordinary characters")
     max_record_lines: int = param(
         20, "a quoted field spanning more lines than this is taken as an unbalanced quote and rejected")
+    max_fields: int | None = param(
+        None, "with quoting 'none': split a line at its first max_fields-1 delimiters only, so the last field "
+        "keeps any further ones (TREC's `LABEL:fine question` with delimiter ' ')")
 
     def __post_init__(self):
         if len(self.delimiter) != 1:
             raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
         if not self.header and not self.columns:
             raise ValueError("a file without a header needs 'columns'")
+        if self.max_fields is not None and (self.quoting != "none" or self.max_fields < 1):
+            raise ValueError("max_fields needs quoting 'none' and a value of at least 1")
 
 
 @stage("read_csv", version=1, kind="source", params=CsvParams, produces="cls")
@@ -91,6 +96,8 @@ def _records(p: CsvParams) -> Iterator[tuple[int, int, list[str], str, str | Non
             yield start, start, [], first, "bad_csv_row:unbalanced_quote"
             lines.replay_after_first()
         elif fields:  # csv yields [] for a blank line: not a record
+            if p.max_fields and len(fields) > p.max_fields:  # unquoted: re-joining restores the text exactly
+                fields = fields[:p.max_fields - 1] + [p.delimiter.join(fields[p.max_fields - 1:])]
             yield lines.start, lines.lineno, fields, "\n".join(t for _, t in lines.raw), None
 
 

@@ -135,7 +135,10 @@ def _fast_cls(buf: bytes, linenos: int | list[int], p: JsonlParams, source: str)
     ids = pc.binary_join_element_wise(source, pc.cast(numbers, pa.string()), ":")
     if p.id_field:
         ids = pc.coalesce(parsed[p.id_field], ids)
-    lang = parsed[p.lang_field] if p.lang is None else pc.coalesce(parsed[p.lang_field], p.lang)
+    lang = parsed[p.lang_field]  # "" means unknown, as on the slow path
+    lang = pc.if_else(pc.equal(lang, ""), pa.scalar(None, pa.string()), lang)
+    if p.lang is not None:
+        lang = pc.coalesce(lang, p.lang)
     return Outcome(pa.table([ids, parsed[p.text_field], parsed[p.label_field], lang,
                              pa.array([source] * n, pa.string())], schema=CLS))
 

@@ -34,19 +34,29 @@ class IllFormed(ValueError):
     pass
 
 
+class BadTag(IllFormed):
+    """A tag no scheme can read (`X`, `B-` with no type): the row is rejected even with ill_formed=repair."""
+
+    def __init__(self, tag: str | None):
+        super().__init__(f"unparseable tag {tag!r}")
+        self.tag = tag
+
+
 def parse_tag(tag: str, strip_suffix: bool) -> tuple[str, str | None]:
     """'B-PER.NAM' -> ('B', 'PER.NAM') or ('B', 'PER'); also 'B_PER' and 'PER-B'. 'O' -> ('O', None)."""
+    if not isinstance(tag, str):  # a null in the tag list (JSON null): one bad row, not a crashed node
+        raise BadTag(tag)
     if tag in ("O", "o", "", "-"):
         return "O", None
     for sep in ("-", "_"):
         prefix, s, etype = tag.partition(sep)
-        if s and prefix.upper() in ROLE:
+        if s and etype and prefix.upper() in ROLE:
             break
         etype, s, prefix = tag.rpartition(sep)  # suffix style: PER-B
-        if s and prefix.upper() in ROLE:
+        if s and etype and prefix.upper() in ROLE:
             break
     else:
-        raise IllFormed(f"unparseable tag {tag!r}")
+        raise BadTag(tag)
     if strip_suffix:
         etype = etype.split(".")[0]
     return prefix.upper(), etype
@@ -108,7 +118,7 @@ class Bio2Params:
     types: list[str] | None = param(None, "the entity types allowed; a row with another type is rejected")
 
 
-@stage("to_bio2", version=1, kind="map", params=Bio2Params, consumes=("bio",))
+@stage("to_bio2", version=2, kind="map", params=Bio2Params, consumes=("bio",))
 def to_bio2(table: pa.Table, p: Bio2Params) -> Outcome:
     """Convert NER tags from `scheme` to BIO2, repairing or rejecting ill-formed sequences.
 
@@ -136,8 +146,10 @@ def _convert(tokens: list, tags: list, p: Bio2Params, allowed: set | None) -> tu
         return tags, "tag_count_mismatch"
     try:
         found = spans(tags, p.scheme, repair=p.ill_formed == "repair", strip_suffix=p.strip_suffix)
+    except BadTag as e:  # by type, not by message: a tag like I-unparseable is still only ill-formed
+        return tags, f"bad_tag:{e.tag}"
     except IllFormed as e:
-        return tags, ("bad_tag:" if "unparseable" in str(e) else "ill_formed_bio:") + str(e)
+        return tags, f"ill_formed_bio:{e}"
     unknown = sorted({s.type for s in found} - allowed) if allowed else []
     if unknown:
         return tags, f"unknown_type:{unknown[0]}"

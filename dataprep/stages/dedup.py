@@ -33,7 +33,7 @@ def dedup_keys(table: pa.Table, fold: Iterable[str]) -> pa.Array:
     if "text" in table.column_names:
         key = table.column("text").combine_chunks()
     else:
-        key = pc.binary_join(table.column("tokens").combine_chunks(), "\x1f")
+        key = pc.binary_join(_no_null_items(table.column("tokens")), "\x1f")
     key = pc.fill_null(key, "")
     for step in fold:
         key = {"whitespace": T.fold_whitespace, "case": pc.utf8_lower, "nfkc": T.nfkc,
@@ -53,7 +53,15 @@ def hash_keys(keys: pa.Array, bits: int) -> np.ndarray:
 def _labels(table: pa.Table) -> pa.Array:
     if "label" in table.column_names:
         return pc.fill_null(table.column("label").combine_chunks(), "")
-    return pc.binary_join(table.column("tags").combine_chunks(), " ")
+    return pc.fill_null(pc.binary_join(_no_null_items(table.column("tags")), " "), "")
+
+
+def _no_null_items(lists: pa.ChunkedArray) -> pa.Array:
+    """binary_join turns a list holding a null into a null: make a null item an empty string instead."""
+    lists = lists.combine_chunks()
+    if lists.null_count == 0 and lists.values.null_count == 0:
+        return lists
+    return pa.ListArray.from_arrays(lists.offsets, pc.fill_null(lists.values, ""), mask=lists.is_null())
 
 
 def _label_codes(labels: pa.Array, vocab: dict[str, int]) -> np.ndarray:

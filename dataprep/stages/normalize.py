@@ -21,7 +21,7 @@ class NormalizeParams:
     detect_lang: bool = param(True, "fill a missing `lang` from the script of the text (zh, ja, ko, en, und)")
 
 
-@stage("normalize", version=1, kind="map", params=NormalizeParams, consumes=("cls",))
+@stage("normalize", version=2, kind="map", params=NormalizeParams, consumes=("cls",))
 def normalize(table: pa.Table, p: NormalizeParams) -> Outcome:
     """Normalize text and labels: BOM and control characters removed, HTML entities unescaped, NFKC,
     full-width ASCII to half-width, whitespace and CRLF folded to single spaces; labels trimmed and mapped.
@@ -31,7 +31,7 @@ def normalize(table: pa.Table, p: NormalizeParams) -> Outcome:
     """
     original = table
     text = clean_text(table.column("text").combine_chunks(), p)
-    label = map_labels(T.fold_whitespace(table.column("label").combine_chunks()), p.label_map)
+    label = map_labels(T.fold_whitespace(T.strip_control(table.column("label").combine_chunks())), p.label_map)
     table = table.set_column(table.column_names.index("text"), "text", text)
     table = table.set_column(table.column_names.index("label"), "label", label)
     if p.detect_lang:
@@ -41,9 +41,9 @@ def normalize(table: pa.Table, p: NormalizeParams) -> Outcome:
 
 
 def clean_text(text: pa.Array, p: NormalizeParams) -> pa.Array:
-    text = T.strip_control(text)
-    if p.html:
+    if p.html:  # before stripping controls: an entity may encode one (&#8203; &#xFEFF;)
         text = T.unescape_html(text)
+    text = T.strip_control(text)
     if p.nfkc:
         text = T.nfkc(text)
     if p.halfwidth:
