@@ -142,6 +142,7 @@ def all_stages() -> dict[str, Stage]:
 
 def _load_builtin_stages() -> None:
     import dataprep.io  # noqa: F401  (registers the readers)
+    import dataprep.models  # noqa: F401  (registers the model builders; heavy imports stay inside them)
     import dataprep.stages  # noqa: F401  (registers the stages)
 
 

@@ -1,0 +1,6 @@
+"""Models as DAG nodes: build stages that train a tokenizer, a tiny LM or a tiny translator from rows, and
+the one loading path every model parameter goes through (hub id, local directory or `{node: NAME}`)."""
+from dataprep.models.lm import pretrain_lm
+from dataprep.models.tokenizer import train_tokenizer
+
+__all__ = ["train_tokenizer", "pretrain_lm"]

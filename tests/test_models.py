@@ -1,0 +1,146 @@
+"""Model nodes: a tokenizer and a tiny LM built from rows, keyed and cached like any node, and perplexity
+scores that do not depend on batching."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sentencepiece")
+
+from testkit import write_jsonl  # noqa: E402
+
+from dataprep.dag import parse_pipeline  # noqa: E402
+from dataprep.errors import ConfigError  # noqa: E402
+from dataprep.runner import Runner  # noqa: E402
+
+WORDS = "房间 干净 服务 热情 价格 实惠 早餐 丰富 位置 方便 物流 很快 包装 结实 质量 一般 屏幕 清晰 电池 耐用".split()
+
+
+def corpus(n: int = 300) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = [{"text": "".join(rng.choice(WORDS, size=rng.integers(3, 7))) + "。", "label": "pos"} for _ in range(n)]
+    rows += [{"text": "Hello  world, a mixed 句子 with ｆｕｌｌ width", "label": "neg"}]
+    return rows
+
+
+def nodes(lm_steps: int = 30) -> dict:
+    return {
+        "raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl"}},
+        "tok": {"uses": "train_tokenizer", "input": "raw", "with": {"vocab_size": 600}},
+        "lm": {"uses": "pretrain_lm", "input": "raw",
+               "with": {"tokenizer": {"node": "tok"}, "n_embd": 32, "n_head": 2, "max_steps": lm_steps}},
+        "scored": {"uses": "ppl_score", "input": "raw", "with": {"model": {"node": "lm"}}},
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    write_jsonl(root / "in.jsonl", corpus())
+    import os
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        runner = Runner(parse_pipeline({"name": "m", "nodes": nodes()}), root / "cache")
+        reports = runner.run()
+    finally:
+        os.chdir(cwd)
+    return root, runner, reports
+
+
+def test_fast_tokenizer_encodes_like_sentencepiece_up_to_score_ties(built):
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+    _, runner, _ = built
+    d = runner.model_dir("tok")
+    sp, fast = spm.SentencePieceProcessor(model_file=str(d / "spm.model")), AutoTokenizer.from_pretrained(d)
+    texts = [r["text"] for r in corpus()] + ["  leading and  double  spaces ", "未见过的字：龘靐", "ｉＰｈｏｎｅ１２",
+                                             ""]
+    differing = 0
+    for text in texts:
+        ours = fast(text, add_special_tokens=False)["input_ids"]
+        theirs = sp.encode(text)
+        if ours != theirs:  # only a tie between segmentations of equal score may differ
+            differing += 1
+            assert math.isclose(sum(map(sp.get_score, ours)), sum(map(sp.get_score, theirs)), rel_tol=1e-6)
+            assert fast.decode(ours) == sp.decode(theirs)
+    assert differing <= len(texts) // 20
+
+
+def test_tokenizer_adds_bos_and_eos_and_falls_back_to_bytes(built):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(built[1].model_dir("tok"))
+    ids = tok("龘")["input_ids"]
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
+    assert tok.unk_token_id not in ids  # an unseen character becomes its UTF-8 bytes
+    assert tok.decode(ids, skip_special_tokens=True) == "龘"
+
+
+def test_model_nodes_are_cached_and_keyed_by_what_they_build_from(built, monkeypatch):
+    root, runner, reports = built
+    assert {r.node: r.status for r in reports} == {"raw": "ran", "tok": "ran", "lm": "ran", "scored": "ran"}
+    assert reports[2].ledger.notes["steps"] == 30
+    monkeypatch.chdir(root)
+    again = Runner(parse_pipeline({"name": "m", "nodes": nodes()}), root / "cache")
+    assert again.keys == runner.keys
+    assert {r.status for r in again.run()} == {"cached"}
+    changed = Runner(parse_pipeline({"name": "m", "nodes": nodes(lm_steps=31)}), root / "cache")
+    assert [n for n in changed.keys if changed.keys[n] != runner.keys[n]] == ["lm", "scored"]
+
+
+def test_batched_perplexity_equals_one_text_at_a_time(built):
+    from dataprep.stages.ppl import PplParams, PplScore
+    scorer = PplScore.impl(PplParams(model=str(built[1].model_dir("lm"))))
+    texts = [r["text"] for r in corpus()[:40]] + ["短", "一个稍微长一点的句子，里面有很多字。" * 3]
+    batched = scorer.score(texts)
+    alone = np.array([scorer.score([t])[0] for t in texts])
+    np.testing.assert_allclose(batched, alone, rtol=1e-4)
+    tiny = PplScore.impl(PplParams(model=str(built[1].model_dir("lm")), max_logits=1))  # one text per forward pass
+    np.testing.assert_allclose(tiny.score(texts), alone, rtol=1e-4)
+
+
+def test_perplexity_is_exp_of_mean_token_nll(built):
+    import torch
+
+    from dataprep.stages.ppl import PplParams, PplScore
+    scorer = PplScore.impl(PplParams(model=str(built[1].model_dir("lm"))))
+    ids = scorer.tok("房间干净服务热情。")["input_ids"]
+    with torch.inference_mode():
+        logits = scorer.model(input_ids=torch.tensor([ids])).logits[0, :-1]
+    nll = torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:])).item()
+    assert scorer.score(["房间干净服务热情。"])[0] == pytest.approx(math.exp(nll), rel=1e-5)
+
+
+def test_scores_land_in_a_ppl_column_in_input_order(built):
+    table = built[1].output("scored")
+    assert table.column("ppl").null_count == 0
+    assert table.column("id").to_pylist() == built[1].output("raw").column("id").to_pylist()
+
+
+def test_a_model_reference_must_name_a_build_node(workdir):
+    write_jsonl(workdir / "in.jsonl", corpus(5))
+    bad = nodes()
+    bad["scored"]["with"]["model"] = {"node": "raw"}
+    with pytest.raises(ConfigError, match=r"nodes\.scored\.with\.model: 'raw' outputs rows"):
+        parse_pipeline({"name": "m", "nodes": bad})
+    bad["scored"]["with"]["model"] = {"node": "nope"}
+    with pytest.raises(ConfigError, match=r"nodes\.scored\.with\.model: model node 'nope'"):
+        parse_pipeline({"name": "m", "nodes": bad})
+    bad["scored"]["with"]["model"] = {"nod": "lm"}
+    with pytest.raises(ConfigError, match=r"nodes\.scored\.with\.model: a model node reference"):
+        parse_pipeline({"name": "m", "nodes": bad})
+    bad = nodes()
+    bad["scored"]["input"] = "lm"
+    with pytest.raises(ConfigError, match=r"nodes\.scored\.input: 'lm' builds a model"):
+        parse_pipeline({"name": "m", "nodes": bad})
+
+
+def test_pretrain_lm_requires_a_tokenizer(workdir):
+    write_jsonl(workdir / "in.jsonl", corpus(5))
+    bad = nodes()
+    del bad["lm"]["with"]["tokenizer"]
+    with pytest.raises(ConfigError, match=r"nodes\.lm\.with: pretrain_lm needs a tokenizer"):
+        parse_pipeline({"name": "m", "nodes": bad})
