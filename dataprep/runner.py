@@ -6,7 +6,9 @@ ledger, refuses to commit a node whose ledger does not balance, and commits atom
 """
 from __future__ import annotations
 
+import inspect
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -144,10 +146,17 @@ class Runner:
                 ledger.rows_in += batch.num_rows
                 yield batch
 
-        notes = node.stage.impl(batches, params, scratch / MODEL) or {}
+        extra = {}
+        if "work_dir" in inspect.signature(node.stage.impl).parameters:
+            # Checkpoints live beside the cache entry, outside the scratch directory that a rerun wipes, so an
+            # interrupted build (a long training run) continues; same key, same config, safe to resume.
+            extra["work_dir"] = self.cache(node.name).base / f"{self.keys[node.name]}.work"
+        notes = node.stage.impl(batches, params, scratch / MODEL, **extra) or {}
         if not (scratch / MODEL).is_dir():
             raise SchemaError(f"{node.stage.name} did not write its model to {scratch / MODEL}")
         ledger.notes.update(notes)
+        if "work_dir" in extra:
+            shutil.rmtree(extra["work_dir"], ignore_errors=True)  # finished: the checkpoints served their purpose
         return ledger
 
     def _input_batches(self, node: Node) -> Iterator[pa.Table]:

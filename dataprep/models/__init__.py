@@ -2,5 +2,6 @@
 the one loading path every model parameter goes through (hub id, local directory or `{node: NAME}`)."""
 from dataprep.models.lm import pretrain_lm
 from dataprep.models.tokenizer import train_tokenizer
+from dataprep.models.translator import train_translator
 
-__all__ = ["train_tokenizer", "pretrain_lm"]
+__all__ = ["train_tokenizer", "pretrain_lm", "train_translator"]

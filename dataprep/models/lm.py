@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dataprep.models.load import device, load_tokenizer, texts_of
+from dataprep.models.load import device, load_tokenizer, quiet_transformers, texts_of
 from dataprep.registry import param, stage
 
 
@@ -36,9 +36,11 @@ class LmParams:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
 
 
-@stage("pretrain_lm", version=1, kind="build", params=LmParams, consumes=("cls", "bio"), produces="model")
+@stage("pretrain_lm", version=1, kind="build", params=LmParams, consumes=("cls", "bio", "parallel"),
+       produces="model")
 def pretrain_lm(batches: Callable[[], Iterator[pa.Table]], p: LmParams, out_dir: Path) -> dict:
-    """Train a GPT-2-style causal LM from a config on the input text (each row one sequence: <s> text </s>),
+    """Train a GPT-2-style causal LM from a config on the input text (each row one sequence: <s> text </s>;
+    the source side of parallel rows — a clean reference corpus is what a perplexity filter wants),
     AdamW with warmup and cosine decay, seeded; save model and tokenizer together in the model directory.
 
     Drop reasons: none (a build stage outputs a model, not rows).
@@ -55,8 +57,9 @@ def pretrain_lm(batches: Callable[[], Iterator[pa.Table]], p: LmParams, out_dir:
                         pad_token_id=tok.pad_token_id)
     model = GPT2LMHeadModel(config).to(device())
     steps, loss = _train(model, ids, tok.pad_token_id, p)
-    model.save_pretrained(str(out_dir))
-    tok.save_pretrained(str(out_dir))
+    with quiet_transformers():
+        model.save_pretrained(str(out_dir))
+        tok.save_pretrained(str(out_dir))
     return {"sequences": len(ids), "steps": steps, "params": model.num_parameters(),
             "final_loss_x1000": round(loss * 1000)}
 

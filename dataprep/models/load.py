@@ -2,9 +2,25 @@
 `{node: NAME}` into NAME's model directory, so a reference is a local directory or a hub id."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pyarrow as pa
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers reports every load and save with progress bars and notices; inside a pipeline they are
+    noise (the runner reports the node). Errors still come through."""
+    from transformers.utils import logging
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        logging.enable_progress_bar()
 
 
 def load_tokenizer(ref: str):
@@ -20,10 +36,17 @@ def load_causal_lm(ref: str):
 
 def _offline_hint(ref: str, loader):
     try:
-        return loader(ref)
+        with quiet_transformers():
+            return loader(ref)
     except OSError as e:
         where = "directory" if Path(ref).exists() else "hub id (is the network reachable?)"
         raise OSError(f"cannot load model {ref!r} as a {where}: {e}") from e
+
+
+def max_positions(config, wanted: int) -> int:
+    """`wanted`, capped at the positions the model has embeddings for."""
+    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    return min(wanted, limit) if limit else wanted
 
 
 def texts_of(table: pa.Table) -> list[str]:
@@ -31,6 +54,8 @@ def texts_of(table: pa.Table) -> list[str]:
     Chinese and Japanese, where tokens are characters)."""
     if "text" in table.column_names:
         return [t or "" for t in table.column("text").to_pylist()]
+    if "src" in table.column_names:  # parallel rows: the source side
+        return [t or "" for t in table.column("src").to_pylist()]
     langs = table.column("lang").to_pylist()
     return [("" if lang in ("zh", "ja") else " ").join(tokens or [])
             for tokens, lang in zip(table.column("tokens").to_pylist(), langs)]

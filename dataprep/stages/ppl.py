@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from dataprep.models.load import device, load_causal_lm, load_tokenizer, texts_of
+from dataprep.models.load import device, load_causal_lm, load_tokenizer, max_positions, texts_of
 from dataprep.registry import param, stage
 
 
@@ -37,9 +37,7 @@ class PplScore:
     def __init__(self, p: PplParams):
         self.p = p
         self.tok, self.model = load_tokenizer(p.model), load_causal_lm(p.model).to(device())
-        config = self.model.config  # never feed more positions than the model has embeddings for
-        self.max_len = min(p.max_len, getattr(config, "n_positions", None) or
-                           getattr(config, "max_position_embeddings", None) or p.max_len)
+        self.max_len = max_positions(self.model.config, p.max_len)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         ppl = self.score(texts_of(table))

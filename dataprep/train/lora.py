@@ -1,0 +1,475 @@
+"""train_lora: LoRA fine-tuning of a transformers model, in one file that reads top to bottom.
+
+config -> data -> model (transformers + peft) -> a plain loop (accumulation, warmup, clipping, autocast where it
+pays, NaN guard, evaluation, early stopping, checkpoints that resume exactly) -> metrics -> save.
+
+Tasks: `seq_cls` on `cls` rows, `token_cls` on `bio` rows (first sub-token of a word carries its tag), and
+`causal_lm` on text (loss on real tokens only). Rows must carry a `split` column (run `split` first): the model
+trains on `train`, is selected on `validation`, and is scored once on `test`. What it writes is ordinary PEFT:
+`PeftModel.from_pretrained(base, out_dir)` loads it with no help from this project.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+
+from dataprep.models.load import device, load_tokenizer, max_positions, quiet_transformers, texts_of
+from dataprep.registry import param, stage
+from dataprep.train import evaluate as E
+
+Task = Literal["auto", "seq_cls", "token_cls", "causal_lm"]
+
+
+# ----------------------------------------------------------------------------------------------------- config
+
+@dataclass(frozen=True)
+class LoraTrainParams:
+    base_model: str | dict[str, str] | None = param(None, "the model to adapt: {node: NAME}, a directory or a hub "
+                                                    "id", model_ref=True)
+    task: Task = param("auto", "seq_cls, token_cls or causal_lm; auto: seq_cls for cls rows, token_cls for bio")
+    # LoRA. r 8 / alpha 16 is the common middle of the 4-32 range: enough capacity for a few thousand examples.
+    r: int = param(8, "LoRA rank")
+    alpha: int = param(16, "LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with rslora)")
+    dropout: float = param(0.05, "dropout on the LoRA input")
+    target_modules: list[str] | str | None = param(None, "module names to adapt, 'all-linear', or None for "
+                                                   "PEFT's default for the architecture")
+    bias: Literal["none", "all", "lora_only"] = param("none", "which biases train")
+    modules_to_save: list[str] | None = param(None, "extra modules trained in full and saved (the "
+                                              "classification head is always included for cls tasks)")
+    rslora: bool = param(False, "rank-stabilised scaling (alpha / sqrt(r)): better at high ranks")
+    dora: bool = param(False, "weight-decomposed LoRA (DoRA)")
+    # Optimisation. 2e-4 is the usual LoRA rate; higher rates suit adapters more than full fine-tuning.
+    lr: float = param(2e-4, "peak learning rate (AdamW)")
+    weight_decay: float = param(0.0, "AdamW weight decay")
+    batch_size: int = param(16, "examples per forward pass")
+    grad_accum: int = param(1, "forward passes per optimizer step (effective batch = batch_size x grad_accum)")
+    epochs: int = param(3, "passes over the training split")
+    max_steps: int | None = param(None, "stop after this many optimizer steps (overrides epochs)")
+    warmup_ratio: float = param(0.06, "share of steps spent warming the learning rate up from 0")
+    schedule: Literal["linear", "cosine"] = param("linear", "decay after warmup")
+    max_grad_norm: float = param(1.0, "gradient clipping")
+    max_len: int = param(128, "tokens per example; longer ones are cut")
+    eval_every: int | None = param(None, "evaluate every N optimizer steps; None: at the end of each epoch")
+    patience: int | None = param(None, "early stopping: evaluations without improvement before stopping")
+    metric: str = param("auto", "validation metric to select on: auto = macro_f1 / f1 / -perplexity")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
+        "auto", "auto: bf16 autocast on a GPU that supports it, fp32 on CPU (autocast is slower there)")
+    save_every: int = param(100, "optimizer steps between checkpoints", knob=True)
+    merge: bool = param(False, "also write a standalone merged model to merged/")
+    seed: int = param(13, "initialisation, dropout and data order")
+
+    def __post_init__(self):
+        if self.base_model is None:
+            raise ValueError("train_lora needs a base_model, e.g. base_model: {node: lm} or a hub id")
+        for name in ("r", "alpha", "batch_size", "grad_accum", "epochs", "max_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not 0 <= self.warmup_ratio < 1 or not 0 <= self.dropout < 1 or self.lr <= 0:
+            raise ValueError("need 0 <= warmup_ratio < 1, 0 <= dropout < 1 and lr > 0")
+        _warn_outside_practice(self)
+
+
+# The ranges practitioners report as safe for LoRA on a few thousand examples: outside them is allowed (a tiny
+# model trained from scratch may want more), so they draw a warning, not an error.
+PRACTICE = {"lr": (1e-4, 5e-4), "effective batch": (16, 128), "r": (4, 32), "epochs": (3, 10)}
+
+
+def _warn_outside_practice(p: LoraTrainParams) -> None:
+    values = {"lr": p.lr, "effective batch": p.batch_size * p.grad_accum, "r": p.r, "epochs": p.epochs}
+    for name, value in values.items():
+        low, high = PRACTICE[name]
+        if not low <= value <= high:
+            warnings.warn(f"train_lora: {name} {value} is outside the usual LoRA range {low}-{high}", stacklevel=3)
+
+
+# ------------------------------------------------------------------------------------------------- the stage
+
+@stage("train_lora", version=1, kind="build", params=LoraTrainParams, consumes=("cls", "bio"), produces="model")
+def train_lora(batches: Callable[[], Iterator[pa.Table]], p: LoraTrainParams, out_dir: Path,
+               work_dir: Path | None = None) -> dict:
+    """Fine-tune `base_model` with LoRA on the `train` split of the input, select on `validation`, score on
+    `test`; write the adapter (PEFT format), tokenizer, label map, metrics.json and report.md. A run that was
+    interrupted continues from its last checkpoint (kept beside the node's cache entry).
+
+    Drop reasons: none (a build stage outputs a model, not rows).
+    """
+    data = Data.from_tables(list(batches()), p.task)
+    return train(p, data, out_dir, checkpoints=work_dir)[2]
+
+
+# ------------------------------------------------------------------------------------------------------ data
+
+@dataclass
+class Data:
+    task: str                              # seq_cls | token_cls | causal_lm
+    inputs: dict[str, list]                # split -> texts (or token lists)
+    targets: dict[str, list]               # split -> labels (or tag lists); empty for causal_lm
+    labels: list[str]                      # the label (or tag) vocabulary, sorted; empty for causal_lm
+
+    @classmethod
+    def from_tables(cls, tables: list[pa.Table], task: str) -> Data:
+        table = pa.concat_tables(tables, promote_options="permissive")
+        if "split" not in table.column_names:
+            raise ValueError("train_lora needs a `split` column (train/validation/test): put a `split` node first")
+        is_bio = "tokens" in table.column_names
+        task = ("token_cls" if is_bio else "seq_cls") if task == "auto" else task
+        inputs = table.column("tokens").to_pylist() if task == "token_cls" else texts_of(table)
+        targets = (table.column("tags").to_pylist() if task == "token_cls" else
+                   table.column("label").to_pylist() if task == "seq_cls" else [None] * table.num_rows)
+        data = cls(task, {}, {}, [])
+        for split, x, y in zip(table.column("split").to_pylist(), inputs, targets):
+            data.inputs.setdefault(split, []).append(x)
+            data.targets.setdefault(split, []).append(y)
+        if task == "token_cls":
+            data.labels = sorted({t for tags in data.targets.get("train", []) for t in tags})
+        elif task == "seq_cls":
+            data.labels = sorted(set(data.targets.get("train", [])))
+        if not data.inputs.get("train"):
+            raise ValueError("train_lora: the input has no rows in the `train` split")
+        return data
+
+    def eval_split(self) -> str:
+        return "validation" if self.inputs.get("validation") else "train"
+
+
+# ----------------------------------------------------------------------------------------------------- model
+
+def build_model(p: LoraTrainParams, data: Data):
+    """The base model with its task head, a pad token, and LoRA adapters on top."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    torch.manual_seed(p.seed)  # the head and the LoRA matrices are initialised from this
+    tok = load_tokenizer(p.base_model)
+    label_ids = {label: i for i, label in enumerate(data.labels)}
+    head = {"seq_cls": AutoModelForSequenceClassification, "token_cls": AutoModelForTokenClassification,
+            "causal_lm": AutoModelForCausalLM}[data.task]
+    kwargs = {} if data.task == "causal_lm" else {
+        "num_labels": len(data.labels), "id2label": dict(enumerate(data.labels)), "label2id": label_ids}
+    with quiet_transformers():  # "some weights are newly initialized": yes, the head is new
+        model = head.from_pretrained(p.base_model, **kwargs)
+    if tok.pad_token is None:  # GPT-style models ship without one; padding must never be a real token
+        if tok.eos_token is not None:
+            tok.pad_token = tok.eos_token
+        else:
+            tok.add_special_tokens({"pad_token": "<pad>"})
+            model.resize_token_embeddings(len(tok))
+    model.config.pad_token_id = tok.pad_token_id
+    config = LoraConfig(
+        task_type={"seq_cls": TaskType.SEQ_CLS, "token_cls": TaskType.TOKEN_CLS,
+                   "causal_lm": TaskType.CAUSAL_LM}[data.task],
+        r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=p.target_modules, bias=p.bias,
+        modules_to_save=list(p.modules_to_save) if p.modules_to_save else None, use_rslora=p.rslora,
+        use_dora=p.dora, fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2 stores Linear as Conv1D
+    return get_peft_model(model, config).to(device()), tok
+
+
+# -------------------------------------------------------------------------------------------------- batching
+
+def encode(tok, data: Data, split: str, max_len: int) -> list[tuple[list[int], list[int] | int]]:
+    """(input ids, target) per example: a label id (seq_cls), one label per token with -100 on tokens that
+    do not start a word (token_cls), or the ids themselves (causal_lm)."""
+    xs, ys = data.inputs.get(split, []), data.targets.get(split, [])
+    label_ids = {label: i for i, label in enumerate(data.labels)}
+    if data.task == "token_cls":
+        enc = tok(xs, is_split_into_words=True, truncation=True, max_length=max_len)
+        out = []
+        for i, tags in enumerate(ys):
+            words, seen, target = enc.word_ids(i), set(), []
+            for w in words:
+                target.append(label_ids.get(tags[w], -100) if w is not None and w not in seen else -100)
+                seen.add(w)
+            out.append((enc["input_ids"][i], target))
+        return out
+    ids = tok(xs, truncation=True, max_length=max_len)["input_ids"]
+    if data.task == "causal_lm":
+        return [(x, x) for x in ids]
+    return [(x, label_ids.get(y, -100)) for x, y in zip(ids, ys)]  # a label unseen in train cannot be learned
+
+
+def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Length-grouped batches: shuffle, sort by length inside chunks of 50 batches (little padding), shuffle
+    the batches. A function of (seed, epoch) only, so a resumed run sees the same order."""
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        piece = sorted(order[start:start + chunk], key=lambda i: -lengths[i])
+        batches += [piece[i:i + batch_size] for i in range(0, len(piece), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[tuple[list[int], list[int] | int]], pad_id: int, task: str):
+    """Right-pad to the longest example of the batch (dynamic padding)."""
+    import torch
+    width = max(len(x) for x, _ in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = (torch.tensor([y for _, y in examples]) if task == "seq_cls"
+              else torch.full((len(examples), width), -100, dtype=torch.long))
+    for i, (x, y) in enumerate(examples):
+        ids[i, :len(x)], mask[i, :len(x)] = torch.tensor(x), 1
+        if task != "seq_cls":
+            labels[i, :len(y)] = torch.tensor(y)
+    if task == "causal_lm":
+        labels[mask == 0] = -100  # loss on real tokens only
+    return {"input_ids": ids.to(device()), "attention_mask": mask.to(device()), "labels": labels.to(device())}
+
+
+# ------------------------------------------------------------------------------------------------------ loop
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | None = None,
+          progress: Callable[[dict], None] | None = None):
+    """Train, select, score and save; return (model, tokenizer, notes for the node's stats)."""
+    import torch
+
+    model, tok = build_model(p, data)
+    with warnings.catch_warnings():  # the same params again: their range warnings were already given
+        warnings.simplefilter("ignore")
+        p = replace(p, max_len=max_positions(model.config, p.max_len))
+    train_set = encode(tok, data, "train", p.max_len)
+    eval_set = encode(tok, data, data.eval_split(), p.max_len)
+    batches_per_epoch = math.ceil(len(train_set) / p.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / p.grad_accum)
+    total = p.max_steps or p.epochs * steps_per_epoch
+    opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=p.lr,
+                            weight_decay=p.weight_decay)
+    sched = _schedule(opt, p, total)
+    autocast = _autocast(p)
+    state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "since_best": 0, "history": []}
+    if checkpoints and (checkpoints / "last").is_dir():
+        state = _load_checkpoint(checkpoints / "last", model, opt, sched)
+    started, tokens_seen = time.monotonic(), 0
+    model.train()
+    while state["step"] < total and not _stop_early(p, state):
+        order = batch_order([len(x) for x, _ in train_set], p.batch_size, p.seed, state["epoch"])
+        for b in range(state["batch"], len(order)):
+            batch = collate([train_set[i] for i in order[b]], tok.pad_token_id, data.task)
+            with autocast:
+                loss = model(**batch).loss / p.grad_accum
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss is {loss.item()} at step {state['step']}, epoch {state['epoch']}; "
+                                       f"last good checkpoint: {checkpoints / 'last' if checkpoints else 'none'}")
+            loss.backward()
+            tokens_seen += int(batch["attention_mask"].sum())
+            state["batch"] = b + 1
+            if state["batch"] % p.grad_accum and state["batch"] != len(order):
+                continue  # accumulate: the optimizer steps once per grad_accum batches (and at epoch end)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), p.max_grad_norm)
+            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            state["step"] += 1
+            if progress:
+                progress({"step": state["step"], "total": total, "loss": loss.item() * p.grad_accum,
+                          "lr": sched.get_last_lr()[0], "tokens_per_s": tokens_seen / (time.monotonic() - started)})
+            if p.eval_every and state["step"] % p.eval_every == 0:
+                _evaluate_and_keep_best(model, tok, data, eval_set, p, state, checkpoints)
+                model.train()
+            if state["batch"] == len(order):  # the epoch is complete
+                state["epoch"], state["batch"] = state["epoch"] + 1, 0
+                if not p.eval_every:
+                    _evaluate_and_keep_best(model, tok, data, eval_set, p, state, checkpoints)
+                    model.train()
+            if checkpoints and (state["step"] % p.save_every == 0 or state["batch"] == 0):
+                _save_checkpoint(checkpoints / "last", model, opt, sched, state)
+            if state["step"] >= total or _stop_early(p, state) or state["batch"] == 0:
+                break
+    seconds = time.monotonic() - started
+    if checkpoints and (checkpoints / "best").is_dir():
+        _load_adapter(checkpoints / "best", model)  # the selected model, not merely the last one
+    return model, tok, _finish(model, tok, data, p, out_dir, state, seconds, tokens_seen)
+
+
+def _schedule(opt, p: LoraTrainParams, total: int):
+    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+    make = get_cosine_schedule_with_warmup if p.schedule == "cosine" else get_linear_schedule_with_warmup
+    return make(opt, num_warmup_steps=math.ceil(p.warmup_ratio * total), num_training_steps=total)
+
+
+def _autocast(p: LoraTrainParams):
+    """Mixed precision only where it pays: bf16 on a GPU that has it. On CPU, bf16 autocast runs but is slower."""
+    import contextlib
+
+    import torch
+    on_gpu = device().type == "cuda"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(p.precision)
+    if p.precision == "auto":
+        dtype = torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else None
+    return torch.autocast(device().type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+def _stop_early(p: LoraTrainParams, state: dict) -> bool:
+    return p.patience is not None and state["since_best"] >= p.patience
+
+
+def _evaluate_and_keep_best(model, tok, data: Data, eval_set, p: LoraTrainParams, state: dict, checkpoints):
+    metrics = evaluate(model, tok, data, eval_set, p.batch_size)
+    score = selection_score(metrics, data.task, p.metric)
+    state["history"].append({"step": state["step"], "epoch": state["epoch"], "score": score})
+    if state["best"] is None or score > state["best"]:
+        state["best"], state["since_best"] = score, 0
+        if checkpoints:
+            _save_adapter(checkpoints / "best", model)
+    else:
+        state["since_best"] += 1
+
+
+def selection_score(metrics: dict, task: str, metric: str) -> float:
+    """Higher is better: macro-F1 (seq_cls), entity F1 (token_cls), minus perplexity (causal_lm)."""
+    if metric != "auto":
+        return metrics[metric]
+    return {"seq_cls": metrics.get("macro_f1"), "token_cls": metrics.get("f1"),
+            "causal_lm": -metrics.get("perplexity", float("inf"))}[task]
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+def evaluate(model, tok, data: Data, examples, batch_size: int) -> dict:
+    import torch
+    model.eval()
+    gold, pred, nll, tokens = [], [], 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            batch = collate(chunk, tok.pad_token_id, data.task)
+            out = model(**batch)
+            if data.task == "causal_lm":
+                n = int((batch["labels"][:, 1:] != -100).sum())
+                nll, tokens = nll + out.loss.item() * n, tokens + n
+                continue
+            guess = out.logits.argmax(-1)
+            if data.task == "seq_cls":
+                gold += [y for _, y in chunk]
+                pred += guess.tolist()
+            else:
+                for row, (_, y) in enumerate(chunk):
+                    keep = [k for k, t in enumerate(y) if t != -100]
+                    gold.append([data.labels[y[k]] for k in keep])
+                    pred.append([data.labels[int(guess[row, k])] for k in keep])
+    if data.task == "causal_lm":
+        return {"perplexity": E.perplexity(nll, tokens), "tokens": tokens}
+    if data.task == "token_cls":
+        return E.entities(gold, pred)
+    names = [data.labels[i] if i >= 0 else "<unseen>" for i in gold]
+    return E.classification(names, [data.labels[i] for i in pred], data.labels)
+
+
+def inference_cost(model, tok, data: Data, split: str, max_len: int) -> dict:
+    """Latency per sample at batch 1 and 32 on real inputs, and peak memory."""
+    import torch
+    model.eval()
+    xs = data.inputs.get(split) or data.inputs["train"]
+
+    def predict(batch):
+        kwargs = {"is_split_into_words": True} if data.task == "token_cls" else {}
+        enc = tok(batch, truncation=True, max_length=max_len, padding=True, return_tensors="pt", **kwargs)
+        with torch.inference_mode():
+            model(**{k: v.to(device()) for k, v in enc.items() if k in ("input_ids", "attention_mask")})
+
+    return {"latency_ms_batch1": E.latency_ms(predict, xs[:64], 1),
+            "latency_ms_batch32": E.latency_ms(predict, xs[:64], 32), **E.peak_memory_mb()}
+
+
+# ------------------------------------------------------------------------------------------------------ save
+
+def _finish(model, tok, data: Data, p: LoraTrainParams, out_dir: Path, state: dict, seconds: float,
+            tokens_seen: int) -> dict:
+    split = "test" if data.inputs.get("test") else data.eval_split()
+    metrics = {"split": split, **evaluate(model, tok, data, encode(tok, data, split, p.max_len), p.batch_size),
+               **inference_cost(model, tok, data, split, p.max_len),
+               "train": {"steps": state["step"], "epochs_completed": state["epoch"], "seconds": round(seconds, 2),
+                         "tokens_per_s": round(tokens_seen / seconds, 1) if seconds else None,
+                         "selection": state["history"], "examples": len(data.inputs["train"])}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    tok.save_pretrained(str(out_dir))
+    (out_dir / "label_map.json").write_text(json.dumps({"task": data.task, "labels": data.labels}, indent=2))
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    (out_dir / "train_config.json").write_text(json.dumps(asdict(p), indent=2, default=str))
+    (out_dir / "report.md").write_text(report(metrics, data.task))
+    if p.merge:
+        merged = model.merge_and_unload()
+        merged.save_pretrained(str(out_dir / "merged"))
+        tok.save_pretrained(str(out_dir / "merged"))
+    headline = metrics.get("accuracy", metrics.get("f1", metrics.get("perplexity")))
+    return {"steps": state["step"], "examples": len(data.inputs["train"]),
+            "test_metric_x1000": round(headline * 1000) if headline == headline else 0}
+
+
+def report(m: dict, task: str) -> str:
+    lines = [f"# LoRA adapter — {task}", "", f"Scored on the `{m['split']}` split.", ""]
+    if task == "seq_cls":
+        base = m["majority_baseline"]
+        lines += [f"- accuracy: {m['accuracy']:.3f} (majority baseline '{base['label']}': {base['accuracy']:.3f})",
+                  f"- macro-F1: {m['macro_f1']:.3f}", "", "| label | precision | recall | F1 | support |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                  for k, v in m["per_class"].items()]
+    elif task == "token_cls":
+        lines += [f"- entity precision / recall / F1 (strict): {m['precision']:.3f} / {m['recall']:.3f} / "
+                  f"{m['f1']:.3f}"]
+    else:
+        lines += [f"- perplexity: {m['perplexity']:.2f}"]
+    t = m["train"]
+    lines += ["", f"- latency: {m['latency_ms_batch1']:.2f} ms/sample at batch 1, "
+                  f"{m['latency_ms_batch32']:.2f} ms/sample at batch 32",
+              f"- peak memory: {m['process_peak_rss_mb']:.0f} MB process RSS",
+              f"- training: {t['steps']} steps, {t['seconds']} s, {t['tokens_per_s']} tokens/s"]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+
+def _save_adapter(path: Path, model) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def _load_adapter(path: Path, model) -> None:
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
+
+
+def _save_checkpoint(path: Path, model, opt, sched, state: dict) -> None:
+    """Adapter, optimizer, scheduler, counters and RNG states: enough to continue as if never stopped."""
+    import torch
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}, tmp / "trainer_state.pt")
+    (tmp / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def _load_checkpoint(path: Path, model, opt, sched) -> dict:
+    import torch
+    _load_adapter(path, model)
+    saved = torch.load(path / "trainer_state.pt", weights_only=False)
+    opt.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["torch_rng"])
+    random.setstate(saved["python_rng"])
+    return json.loads((path / "state.json").read_text())

@@ -1,0 +1,178 @@
+"""The LoRA trainer: adapters that plain PEFT loads, exact resume, the three tasks, and config checks."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from dataprep.dag import parse_pipeline  # noqa: E402
+from dataprep.errors import ConfigError  # noqa: E402
+from dataprep.schema import BIO, CLS  # noqa: E402
+from dataprep.train.lora import Data, LoraTrainParams, batch_order, train  # noqa: E402
+
+GOOD, BAD = "好 棒 喜欢 推荐 满意".split(), "差 烂 失望 退货 糟糕".split()
+FILLER = "这个 手机 酒店 房间 服务 外卖 快递 屏幕 很 真 的 了".split()
+
+
+def cls_rows(n: int = 120, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    texts, labels, splits = [], [], []
+    for i in range(n):
+        label = "pos" if i % 3 else "neg"
+        words = list(rng.choice(FILLER, 4)) + [rng.choice(GOOD if label == "pos" else BAD)]
+        texts.append("".join(rng.permutation(words)))
+        labels.append(label)
+        splits.append("train" if i % 5 < 3 else "validation" if i % 5 == 3 else "test")
+    table = pa.table({"id": [f"r{i}" for i in range(n)], "text": texts, "label": labels, "lang": ["zh"] * n,
+                      "source": ["t"] * n}, schema=CLS)
+    return table.append_column("split", pa.array(splits))
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    """A tiny GPT-2 and its tokenizer, built from a config and a sentencepiece model trained here (offline)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from dataprep.models.tokenizer import TokenizerParams, train_tokenizer
+    root = tmp_path_factory.mktemp("base") / "model"
+    train_tokenizer.impl(lambda: iter([cls_rows(300)]), TokenizerParams(vocab_size=400), root)
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(root)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                               pad_token_id=tok.pad_token_id)).save_pretrained(root)
+    return root
+
+
+def params(base, **kw) -> LoraTrainParams:
+    defaults = dict(base_model=str(base), lr=5e-3, epochs=3, batch_size=8, r=4, alpha=8, save_every=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lr 5e-3 is outside the usual LoRA range on purpose: tiny model
+        return LoraTrainParams(**{**defaults, **kw})
+
+
+def test_adapter_loads_with_plain_peft_and_gives_the_same_logits(base_model, tmp_path):
+    model, tok, _ = train(params(base_model), Data.from_tables([cls_rows()], "auto"), tmp_path / "out")
+    texts = ["这个手机很好", "酒店房间真差"]
+    model.eval()
+    with torch.inference_mode():
+        enc = tok(texts, padding=True, return_tensors="pt")
+        ours = model(**enc).logits.tolist()
+    script = textwrap.dedent(f"""
+        import json, sys, torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from peft import PeftModel
+        labels = json.load(open({str(tmp_path / 'out' / 'label_map.json')!r}))["labels"]
+        tok = AutoTokenizer.from_pretrained({str(tmp_path / 'out')!r})
+        base = AutoModelForSequenceClassification.from_pretrained({str(base_model)!r}, num_labels=len(labels))
+        base.config.pad_token_id = tok.pad_token_id
+        model = PeftModel.from_pretrained(base, {str(tmp_path / 'out')!r}).eval()
+        with torch.inference_mode():
+            enc = tok({texts!r}, padding=True, return_tensors="pt")
+            print(json.dumps(model(**enc).logits.tolist()))
+        assert not any(m.startswith("dataprep") for m in sys.modules), "dataprep was imported"
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
+    np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), ours, rtol=1e-5, atol=1e-6)
+    saved = sorted(p.name for p in (tmp_path / "out").iterdir())
+    for name in ("adapter_config.json", "adapter_model.safetensors", "label_map.json", "metrics.json",
+                 "report.md", "tokenizer.json"):
+        assert name in saved
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(base_model, tmp_path):
+    data = Data.from_tables([cls_rows()], "auto")
+    p = params(base_model, epochs=2, grad_accum=2, dropout=0.1)
+    full, _, _ = train(p, data, tmp_path / "full", checkpoints=tmp_path / "ck_full")
+
+    def stop_at_step_5(info):
+        if info["step"] == 5:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train(p, data, tmp_path / "cut", checkpoints=tmp_path / "ck_cut", progress=stop_at_step_5)
+    assert json.loads((tmp_path / "ck_cut" / "last" / "state.json").read_text())["step"] == 4
+    resumed, _, _ = train(p, data, tmp_path / "cut", checkpoints=tmp_path / "ck_cut")
+    a, b = full.state_dict(), resumed.state_dict()
+    trained = [k for k in a if "lora_" in k or "modules_to_save" in k]
+    assert trained and all(torch.equal(a[k], b[k]) for k in trained)
+
+
+def test_training_beats_the_majority_baseline_and_writes_metrics(base_model, tmp_path):
+    _, _, notes = train(params(base_model, epochs=5), Data.from_tables([cls_rows(200)], "auto"), tmp_path / "o")
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["split"] == "test"
+    assert metrics["accuracy"] > metrics["majority_baseline"]["accuracy"]
+    assert set(metrics["per_class"]) == {"neg", "pos"} and "confusion" in metrics
+    assert metrics["latency_ms_batch1"] > 0 and metrics["latency_ms_batch32"] > 0
+    assert metrics["process_peak_rss_mb"] > 0
+    assert notes["steps"] == metrics["train"]["steps"]
+
+
+def test_token_classification_labels_the_first_piece_of_each_word(base_model, tmp_path):
+    rng = np.random.default_rng(1)
+    tokens, tags, splits = [], [], []
+    for i in range(60):
+        words = [str(w) for w in rng.choice(FILLER, 5)]
+        t = ["O"] * 5
+        k = int(rng.integers(0, 4))
+        words[k], words[k + 1], t[k], t[k + 1] = "北京", "上海", "B-LOC", "I-LOC"
+        tokens.append(words), tags.append(t), splits.append("train" if i % 4 else "test")
+    table = pa.table({"id": [str(i) for i in range(60)], "tokens": tokens, "tags": tags, "lang": ["zh"] * 60,
+                      "source": ["t"] * 60}, schema=BIO).append_column("split", pa.array(splits))
+    train(params(base_model, epochs=6), Data.from_tables([table], "auto"), tmp_path / "ner")
+    metrics = json.loads((tmp_path / "ner" / "metrics.json").read_text())
+    assert {"precision", "recall", "f1", "per_type"} <= set(metrics)
+    assert json.loads((tmp_path / "ner" / "label_map.json").read_text()) == {
+        "task": "token_cls", "labels": ["B-LOC", "I-LOC", "O"]}
+
+
+def test_causal_lm_reports_perplexity(base_model, tmp_path):
+    train(params(base_model, epochs=1), Data.from_tables([cls_rows(60)], "causal_lm"), tmp_path / "lm")
+    metrics = json.loads((tmp_path / "lm" / "metrics.json").read_text())
+    assert 1 < metrics["perplexity"] < 1e6
+
+
+def test_batches_are_length_grouped_and_reproducible():
+    lengths = list(np.random.default_rng(0).integers(1, 100, 500))
+    first, again, other = batch_order(lengths, 16, 13, 0), batch_order(lengths, 16, 13, 0), batch_order(
+        lengths, 16, 13, 1)
+    assert first == again and first != other
+    assert sorted(i for b in first for i in b) == list(range(500))
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in first])
+    assert spread < 10  # sorted inside chunks: a batch holds similar lengths, so little padding
+
+
+def test_values_outside_the_usual_ranges_warn_but_do_not_fail(base_model):
+    with pytest.warns(UserWarning, match="lr 0.01 is outside"):
+        LoraTrainParams(base_model=str(base_model), lr=0.01)
+    with pytest.warns(UserWarning, match="r 64 is outside"):
+        LoraTrainParams(base_model=str(base_model), r=64)
+
+
+def test_config_errors_name_the_node_and_key(workdir):
+    (workdir / "in.jsonl").write_text('{"text": "a", "label": "b"}\n')
+    nodes = {"raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl"}},
+             "adapter": {"uses": "train_lora", "input": "raw", "with": {"r": 0, "base_model": "x"}}}
+    with pytest.raises(ConfigError, match=r"nodes\.adapter\.with: r must be at least 1"):
+        parse_pipeline({"name": "p", "nodes": nodes})
+    nodes["adapter"]["with"] = {"base_model": "x", "task": "regression"}
+    with pytest.raises(ConfigError, match=r"nodes\.adapter\.with\.task"):
+        parse_pipeline({"name": "p", "nodes": nodes})
+
+
+def test_rows_without_a_split_column_are_refused():
+    with pytest.raises(ValueError, match="needs a `split` column"):
+        Data.from_tables([cls_rows().drop_columns(["split"])], "auto")
