@@ -18,12 +18,16 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-data: setup
-	$(VENV)/bin/dataprep run $(PIPELINE)
+DATA_NODE  ?= balanced
+MODEL_NODE ?= adapter
 
-# The LoRA trainer node (train_lora) is not built yet: until it lands, `train` stops after the data path.
-train: data
-	@echo "train: no train_lora node in $(PIPELINE) yet (the trainer is the next issue); data is ready in runs/"
+# `data` stops at the cleaned, balanced dataset; `train` runs the rest of the same DAG (the LoRA adapter).
+data: setup
+	$(VENV)/bin/dataprep run $(PIPELINE) --until $(DATA_NODE)
+
+train: setup
+	$(VENV)/bin/dataprep run $(PIPELINE) --until $(MODEL_NODE)
+	@cat "$$($(VENV)/bin/dataprep path $(PIPELINE) $(MODEL_NODE))/report.md"
 
 test: setup
 	$(PY) -m pytest -q

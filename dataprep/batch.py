@@ -54,3 +54,24 @@ def _write_output(parts: list[Path], output: str) -> None:
 def rejects_path_for(output: str) -> Path:
     out = Path(output)
     return out.with_name(out.name + ".rejects.jsonl")
+
+
+def train_on_file(input_path: str, output: str, params: dict, read_params: dict, cache_dir: str,
+                  resume: bool) -> str:
+    """`dataprep train INPUT -o OUT`: read INPUT, split it when it has no `split` column, train a LoRA adapter
+    and copy it to OUT. The run is an ordinary cached pipeline under `cache_dir`, so an interrupted run can
+    continue from its checkpoint with --resume (without it, a stale checkpoint is discarded)."""
+    reader, read_defaults = reader_for(input_path)
+    nodes = {"input": {"uses": reader, "with": {**read_defaults, "path": input_path, **read_params}}}
+    head = "input"
+    if reader != "read_parquet" or "split" not in pq.read_schema(input_path).names:
+        nodes["splits"] = {"uses": "split", "input": "input"}
+        head = "splits"
+    nodes["adapter"] = {"uses": "train_lora", "input": head, "with": params}
+    runner = Runner(parse_pipeline({"name": f"train-{Path(input_path).stem}", "nodes": nodes}), cache_dir)
+    work = runner.cache("adapter").base / f"{runner.keys['adapter']}.work"
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    runner.run()
+    shutil.copytree(runner.model_dir("adapter"), output, dirs_exist_ok=True)
+    return f"adapter written to {output}; see {Path(output) / 'report.md'}"

@@ -157,6 +157,38 @@ def stage_cmd(name, input_path, output, settings, read_settings):
     click.echo(summary, err=True)
 
 
+@main.command("train")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, help="directory for the adapter, tokenizer, metrics and report")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="a train_lora parameter, e.g. base_model=path/or/hub-id, r=16, epochs=5")
+@click.option("--read", "read_settings", multiple=True, metavar="KEY=VALUE", help="a reader option")
+@click.option("--resume", is_flag=True, help="continue an interrupted run from its last checkpoint")
+@cache_option
+def train_cmd(input_path, output, settings, read_settings, resume, cache_dir):
+    """Fine-tune a LoRA adapter on INPUT (split into train/validation/test unless it has a `split` column)."""
+    from dataprep.batch import train_on_file
+    from dataprep.errors import DataprepError
+    try:
+        summary = train_on_file(input_path, output, _pairs(settings), _pairs(read_settings), cache_dir, resume)
+    except DataprepError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(summary, err=True)
+
+
+@main.command("path")
+@click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
+@click.argument("node")
+@cache_option
+def path_cmd(pipeline, node, cache_dir):
+    """Print where NODE's cached output is (its model directory for build nodes)."""
+    runner = _runner(pipeline, cache_dir)
+    if node not in runner.pipeline.nodes or not runner.cache(node).committed:
+        raise click.ClickException(f"node {node!r} has no cached output; run the pipeline first")
+    kind = runner.pipeline.nodes[node].kind
+    click.echo(runner.model_dir(node) if kind == "model" else runner.cache(node).dir)
+
+
 def _pairs(items: tuple[str, ...]) -> dict:
     import yaml
     out = {}
