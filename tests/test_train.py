@@ -111,7 +111,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(base_model, tmp_path):
 
 
 def test_training_beats_the_majority_baseline_and_writes_metrics(base_model, tmp_path):
-    _, _, notes = train(params(base_model, epochs=5), Data.from_tables([cls_rows(200)], "auto"), tmp_path / "o")
+    _, _, notes = train(params(base_model, epochs=6), Data.from_tables([cls_rows(300)], "auto"), tmp_path / "o")
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["split"] == "test"
     assert metrics["accuracy"] > metrics["majority_baseline"]["accuracy"]
