@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "pipelines" / "zh_reviews.yaml"
-HP = {"lr": 5e-4, "batch_size": 16, "epochs": 2, "r": 8, "alpha": 16, "dropout": 0.05, "max_len": 64,
+HP = {"lr": 5e-4, "batch_size": 16, "epochs": 3, "r": 8, "alpha": 16, "dropout": 0.05, "max_len": 64,
       "warmup_ratio": 0.06, "seed": 13}
 
 

@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--only", help="run only bench/bench_<ONLY>.py")
     args = parser.parse_args()
+    out = Path(args.out).resolve()  # benchmarks may change directory (to the repository root)
     sys.path.insert(0, str(HERE))
     modules = sorted(p.stem for p in HERE.glob("bench_*.py") if not args.only or p.stem == f"bench_{args.only}")
     started, results = time.perf_counter(), []
@@ -73,8 +74,8 @@ def main() -> None:
         for r in importlib.import_module(name).run():
             print(f"   {r.name}: {r.ours:.4g} vs {r.baseline:.4g} {r.unit} -> {r.ratio:.2f}x", file=sys.stderr)
             results.append(r)
-    Path(args.out).write_text(render(results, time.perf_counter() - started))
-    print(f"wrote {args.out}", file=sys.stderr)
+    out.write_text(render(results, time.perf_counter() - started))
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
