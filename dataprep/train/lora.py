@@ -172,7 +172,9 @@ def build_model(p: LoraTrainParams, data: Data):
         r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=p.target_modules, bias=p.bias,
         modules_to_save=list(p.modules_to_save) if p.modules_to_save else None, use_rslora=p.rslora,
         use_dora=p.dora, fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2 stores Linear as Conv1D
-    return get_peft_model(model, config).to(device()), tok
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing for users to act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config).to(device()), tok
 
 
 # -------------------------------------------------------------------------------------------------- batching
