@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from run import Result
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,11 @@ import pyarrow.parquet as pq
 from dataprep.io.conll import read_conll, write_conll
 from dataprep.io.csv import read_csv, write_csv
 from dataprep.io.jsonl import read_jsonl, write_jsonl
+from dataprep.io.parallel import read_parallel
 from dataprep.io.tables import read_hf, read_parquet
 
-__all__ = ["read_csv", "read_conll", "read_jsonl", "read_parquet", "read_hf", "reader_for", "write_table"]
+__all__ = ["read_csv", "read_conll", "read_jsonl", "read_parallel", "read_parquet", "read_hf", "reader_for",
+           "write_table"]
 
 _READERS = {".jsonl": "read_jsonl", ".json": "read_jsonl", ".csv": "read_csv", ".tsv": "read_csv",
             ".parquet": "read_parquet", ".conll": "read_conll", ".bio": "read_conll"}

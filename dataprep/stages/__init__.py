@@ -1,4 +1,5 @@
 """Built-in stages, one module each. Importing this package registers them."""
+from dataprep.stages.backtranslate import Backtranslate as backtranslate
 from dataprep.stages.bio import to_bio2
 from dataprep.stages.dedup import ExactDedup as exact_dedup
 from dataprep.stages.normalize import normalize
@@ -7,4 +8,5 @@ from dataprep.stages.ppl_filter import PplFilter as ppl_filter
 from dataprep.stages.rebalance import Rebalance as rebalance
 from dataprep.stages.split import Split as split
 
-__all__ = ["normalize", "exact_dedup", "split", "to_bio2", "rebalance", "ppl_score", "ppl_filter"]
+__all__ = ["normalize", "exact_dedup", "split", "to_bio2", "rebalance", "ppl_score", "ppl_filter",
+           "backtranslate"]

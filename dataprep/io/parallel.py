@@ -1,0 +1,94 @@
+"""read_parallel: sentence pairs from a TSV/CSV file, one pair a line (`zh<TAB>en`), into `parallel` rows."""
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+from dataprep.io.fields import source_name
+from dataprep.io.lines import decode, iter_lines, raw_text
+from dataprep.outcome import Outcome, reject_records
+from dataprep.registry import param, stage
+from dataprep.schema import PARALLEL
+
+
+@dataclass(frozen=True)
+class ParallelParams:
+    path: str = param("", "input file, relative to the working directory")
+    src_col: int = param(0, "0-based column holding the source sentence")
+    tgt_col: int = param(1, "0-based column holding the target sentence")
+    fields: int | None = param(None, "fields every line must have; default: the header's count, or "
+                               "max(src_col, tgt_col) + 1")
+    delimiter: str = param("\t", "field separator: '\\t' for TSV, ',' for CSV")
+    header: bool = param(False, "the first line names the columns (it is skipped)")
+    quoting: Literal["none", "minimal"] = param(
+        "none", "'none': quotes are ordinary characters (sentences hold quotes); 'minimal': a field may be "
+        "quoted (RFC 4180, within one line)")
+    src_lang: str = param("zh", "language code of the source column")
+    tgt_lang: str = param("en", "language code of the target column")
+    batch_rows: int = param(50_000, "rows per batch handed to the next stage", knob=True)
+
+    def __post_init__(self):
+        if len(self.delimiter) != 1:
+            raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+        if self.src_col < 0 or self.tgt_col < 0 or self.src_col == self.tgt_col:
+            raise ValueError(f"src_col and tgt_col must be two different columns >= 0, got {self.src_col}, "
+                             f"{self.tgt_col}")
+        if self.fields is not None and self.fields <= max(self.src_col, self.tgt_col):
+            raise ValueError(f"fields ({self.fields}) must exceed src_col and tgt_col")
+
+
+@stage("read_parallel", version=1, kind="source", params=ParallelParams, produces="parallel")
+def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
+    """Read sentence pairs, one a line, into `parallel` rows (id `<file>:<line>`, src, tgt, src_lang,
+    tgt_lang). Blank lines hold no pair and are skipped; sides are kept as written (normalize them later).
+
+    Drop reasons: `invalid_utf8`, `bad_parallel_row:fields=<n>` (a line with the wrong number of fields, e.g.
+    a missing tab or a stray third column), `empty_side:src` / `empty_side:tgt` (a side that is empty or
+    only whitespace; src is named when both are).
+    """
+    source, expected, header = source_name(p.path), p.fields, p.header
+    cols, bad = {name: [] for name in ("id", "src", "tgt")}, []
+    for lineno, line in iter_lines(p.path):
+        text, rid = decode(line), f"{source}:{lineno}"
+        if text is None:
+            bad.append((rid, "invalid_utf8", raw_text(line)))
+        elif text:  # an empty line holds no pair; a line of blanks is judged like any other
+            fields = _split(text, p)
+            if header:  # the first non-blank line that decodes
+                expected, header = expected or len(fields), False
+                continue
+            reason = _check(fields, expected or max(p.src_col, p.tgt_col) + 1, p)
+            if reason:
+                bad.append((rid, reason, text))
+            else:
+                for name, value in (("id", rid), ("src", fields[p.src_col]), ("tgt", fields[p.tgt_col])):
+                    cols[name].append(value)
+        if len(cols["id"]) + len(bad) >= p.batch_rows:
+            yield _flush(cols, bad, p)
+            cols, bad = {name: [] for name in cols}, []
+    yield _flush(cols, bad, p)
+
+
+def _split(text: str, p: ParallelParams) -> list[str]:
+    if p.quoting == "none":
+        return text.split(p.delimiter)
+    return next(csv.reader([text], delimiter=p.delimiter, strict=False), [])
+
+
+def _check(fields: list[str], expected: int, p: ParallelParams) -> str | None:
+    if len(fields) != expected:
+        return f"bad_parallel_row:fields={len(fields)}"
+    for side, col in (("src", p.src_col), ("tgt", p.tgt_col)):
+        if not fields[col].strip():
+            return f"empty_side:{side}"
+    return None
+
+
+def _flush(cols: dict[str, list], bad: list, p: ParallelParams) -> Outcome:
+    n = len(cols["id"])
+    table = pa.table({**cols, "src_lang": [p.src_lang] * n, "tgt_lang": [p.tgt_lang] * n}, schema=PARALLEL)
+    return Outcome(table, reject_records(bad))

@@ -1,0 +1,223 @@
+"""backtranslate: paraphrase each text through a pivot language (zh → en → zh) and add the paraphrases as rows."""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+from dataprep.errors import SchemaError
+from dataprep.models.lm import pad
+from dataprep.models.load import device, load_tokenizer
+from dataprep.models.translator import direction_dir, load_seq2seq
+from dataprep.outcome import Outcome
+from dataprep.registry import SplitScoped, param, stage
+
+LINEAGE = ("parent_id", "aug", "bt_pivot")
+TEXT_DERIVED = ("ppl",)  # columns computed from the text: null on a paraphrase until recomputed
+FILTERS = ("bt_empty", "bt_identical", "bt_length_ratio", "bt_duplicate")
+
+
+@dataclass(frozen=True)
+class BacktranslateParams(SplitScoped):
+    forward: str | dict[str, str] | None = param(
+        None, "source → pivot model: {node: NAME} of a train_translator node, a directory or a hub id "
+        "(Helsinki-NLP/opus-mt-zh-en)", model_ref=True)
+    backward: str | dict[str, str] | None = param(
+        None, "pivot → source model, likewise (Helsinki-NLP/opus-mt-en-zh); default: the forward reference, "
+        "for a train_translator pair or one multilingual model (M2M100, NLLB)", model_ref=True)
+    pivot: str = param("en", "pivot language code (eng_Latn for NLLB)")
+    src_lang: str | None = param(None, "language code of the texts (zho_Hans for NLLB); default: the one "
+                                 "direction into the pivot that a translator pair holds")
+    tgt_lang: str | None = param(None, "language code of the back-translations; default: src_lang")
+    decoding: Literal["greedy", "beam", "sample"] = param("greedy", "greedy, beam search or sampling")
+    num_beams: int = param(4, "beams for decoding: beam")
+    temperature: float = param(1.0, "sampling temperature (decoding: sample)")
+    top_p: float = param(0.95, "nucleus sampling mass (decoding: sample)")
+    n_variants: int = param(1, "candidates per row: pivots from the forward model (the n best beams, or n "
+                            "samples), each translated back once")
+    max_new_tokens: int = param(128, "longest generated translation in tokens")
+    min_ratio: float = param(0.5, "drop a candidate shorter than this many times the source (characters)")
+    max_ratio: float = param(2.0, "drop a candidate longer than this many times the source (characters)")
+    seed: int = param(13, "sampling seed (the pipeline's defaults.seed fills it)")
+    batch_size: int = param(64, "sentences per generate call (sorted by length first)", knob=True)
+
+    def __post_init__(self):
+        if self.forward is None:
+            raise ValueError("backtranslate needs a forward model, e.g. forward: {node: mt} (train_translator) "
+                             "or forward: Helsinki-NLP/opus-mt-zh-en with backward: Helsinki-NLP/opus-mt-en-zh")
+        if self.n_variants < 1 or (self.decoding == "greedy" and self.n_variants > 1):
+            raise ValueError(f"n_variants must be 1 with greedy decoding (there is one greedy output) and at "
+                             f"least 1 otherwise, got {self.n_variants}; use decoding: beam or sample")
+        if self.decoding == "beam" and self.n_variants > self.num_beams:
+            raise ValueError(f"n_variants ({self.n_variants}) cannot exceed num_beams ({self.num_beams})")
+        if not (0 <= self.min_ratio <= self.max_ratio):
+            raise ValueError(f"need 0 <= min_ratio <= max_ratio, got {self.min_ratio}, {self.max_ratio}")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+
+
+@stage("backtranslate", version=1, kind="model", params=BacktranslateParams, consumes=("cls",))
+class Backtranslate:
+    """Translate each text into the pivot language and back; keep every input row and add the surviving
+    round trips as new rows: id `<id>#bt<k>` (k = the variant, 1..n_variants), `parent_id`, `aug` `bt:<pivot>`,
+    the pivot sentence in `bt_pivot` (null on other rows), and the parent's label, lang, source and split.
+    Columns computed from the text (`ppl`) are null on added rows: send them through ppl_score / ppl_filter and
+    exact_dedup again. Generation is batched: texts are sorted by token length so a batch pads little, and
+    each output goes back to its row — greedy outputs do not depend on the batching. Sampling is seeded per
+    call (its draws depend on the batch composition, like any batched sampler).
+
+    A candidate is discarded, and counted in the node's notes, when it is empty (`bt_empty`), equal to the
+    source after NFKC, case folding and removing whitespace (`bt_identical`), shorter than min_ratio or longer
+    than max_ratio times the source in characters (`bt_length_ratio`), or equal in that sense to an earlier
+    candidate of the same row (`bt_duplicate`). Rows without text are kept and not translated.
+
+    Models: `{node: NAME}` of a train_translator node picks its `<src_lang>-<pivot>` and `<pivot>-<tgt_lang>`
+    directions; a hub id or directory is used as it is. For a multilingual tokenizer (one with `src_lang`,
+    as M2M100's and NLLB's have) the codes set the source language and force the target language's token
+    first (`forced_bos_token_id`); a Marian tokenizer knowing `>>code<<` gets it prefixed to each text.
+
+    Drop reasons: none (every input row is kept; discarded candidates never were rows).
+    """
+
+    def __init__(self, p: BacktranslateParams):
+        self.p, self.calls = p, 0
+        forward, src, _ = direction_dir(p.forward, p.src_lang, p.pivot)
+        tgt = p.tgt_lang or p.src_lang or src
+        backward, _, _ = direction_dir(p.backward or p.forward, p.pivot, tgt)
+        self.forward = Seq2Seq(forward, src, p.pivot, p)
+        self.backward = Seq2Seq(backward, p.pivot, tgt, p)
+
+    def __call__(self, table: pa.Table) -> Outcome:
+        if "text" not in table.column_names:
+            raise SchemaError("backtranslate rewrites `text` (cls rows); NER tags could not follow the tokens of "
+                              "a translation, so bio rows are not back-translated")
+        import torch
+        torch.manual_seed(self.p.seed + self.calls)  # sampling only; greedy and beam draw nothing
+        self.calls += 1
+        texts = [t or "" for t in table.column("text").to_pylist()]
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        pivots = self.forward.translate([texts[i] for i in todo], self.p.n_variants)
+        flat = [v for vs in pivots for v in vs]
+        back = iter(self.backward.translate(flat, 1))
+        parents, candidates, notes = [], [], dict.fromkeys(FILTERS, 0)
+        for i, variants in zip(todo, pivots):
+            seen = {fold(texts[i])}
+            for k, pivot in enumerate(variants, start=1):
+                text = next(back)[0]
+                reason = judge(texts[i], text, seen, self.p)
+                if reason:
+                    notes[reason] += 1
+                else:
+                    parents.append(i)
+                    candidates.append((k, text, pivot))
+        notes |= {"bt_candidates": len(flat), "bt_added": len(candidates)}
+        return Outcome(with_lineage(table), added=added_rows(table, parents, candidates, self.p.pivot),
+                       notes=notes)
+
+
+def fold(text: str) -> str:
+    """What `bt_identical` and `bt_duplicate` compare: NFKC, case-folded, without whitespace."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def judge(source: str, candidate: str, seen: set[str], p: BacktranslateParams) -> str | None:
+    """The filter a candidate fails, or None; a candidate that passes joins `seen` (its row's texts)."""
+    if not candidate.strip():
+        return "bt_empty"
+    key = fold(candidate)
+    if key == fold(source):
+        return "bt_identical"
+    ratio = len(candidate.strip()) / max(1, len(source.strip()))
+    if not p.min_ratio <= ratio <= p.max_ratio:
+        return "bt_length_ratio"
+    if key in seen:
+        return "bt_duplicate"
+    seen.add(key)
+    return None
+
+
+def with_lineage(table: pa.Table) -> pa.Table:
+    """The input rows with null parent_id / aug / bt_pivot where absent, so every batch has one schema."""
+    for name in LINEAGE:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
+def added_rows(table: pa.Table, parents: list[int], candidates: list[tuple[int, str, str]],
+               pivot: str) -> pa.Table | None:
+    if not parents:
+        return None
+    rows = with_lineage(table).take(pa.array(parents, pa.int64()))
+    parent_ids = rows.column("id").to_pylist()
+    new = {"id": [f"{pid}#bt{k}" for pid, (k, _, _) in zip(parent_ids, candidates)],
+           "text": [text for _, text, _ in candidates], "parent_id": parent_ids,
+           "aug": [f"bt:{pivot}"] * len(parents), "bt_pivot": [pv for _, _, pv in candidates]}
+    for name, values in new.items():
+        rows = rows.set_column(rows.column_names.index(name), name, pa.array(values, pa.string()))
+    for name in TEXT_DERIVED:
+        if name in rows.column_names:
+            i = rows.column_names.index(name)
+            rows = rows.set_column(i, name, pa.nulls(len(rows), rows.schema.field(i).type))
+    return rows
+
+
+class Seq2Seq:
+    """One translation direction: a seq2seq model and its tokenizer, translating lists of texts in batches
+    of similar length."""
+
+    def __init__(self, ref: str, src: str | None, tgt: str | None, p: BacktranslateParams):
+        self.tok, self.model, self.p = load_tokenizer(ref), load_seq2seq(ref).to(device()), p
+        positions = getattr(self.model.config, "max_position_embeddings", None) or 1024
+        self.max_len = min(512, positions)  # never feed or generate more positions than the model has
+        self.prefix, self.lang_kwargs = lang_codes(self.tok, src, tgt)
+        self.kwargs = {"max_new_tokens": min(p.max_new_tokens, positions - 1), "num_beams": 1,
+                       "do_sample": False, **self.lang_kwargs}
+        if p.decoding == "beam":
+            self.kwargs["num_beams"] = p.num_beams
+        elif p.decoding == "sample":
+            self.kwargs |= {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p, "top_k": 0}
+
+    def translate(self, texts: list[str], n: int) -> list[list[str]]:
+        """n translations of each text (the n best beams or n samples), in input order."""
+        import torch
+
+        ids = self.tok([self.prefix + t for t in texts], truncation=True, max_length=self.max_len)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)  # longest first: OOM early
+        out: list[list[str]] = [[] for _ in texts]
+        with torch.inference_mode():
+            for start in range(0, len(order), self.p.batch_size):
+                batch = order[start:start + self.p.batch_size]
+                x, mask = pad([ids[i] for i in batch], self.tok.pad_token_id or 0)
+                generated = self.model.generate(input_ids=x, attention_mask=mask, num_return_sequences=n,
+                                                 **self.kwargs)
+                decoded = self.tok.batch_decode(generated, skip_special_tokens=True)
+                for j, i in enumerate(batch):
+                    out[i] = [s.strip() for s in decoded[j * n:(j + 1) * n]]
+        return out
+
+
+def lang_codes(tok, src: str | None, tgt: str | None) -> tuple[str, dict]:
+    """How a multilingual model is told the languages: (text prefix, generate kwargs).
+
+    M2M100 / NLLB / mBART tokenizers have `src_lang` (it sets the source language token) and the target
+    language is forced as the first generated token; multilingual Marian models read a `>>code<<` prefix.
+    A bilingual model (train_translator's, opus-mt-zh-en) needs neither: the codes only chose its direction.
+    """
+    if tgt is None:
+        return "", {}
+    if hasattr(tok, "src_lang"):
+        if src is not None:
+            tok.src_lang = src
+        lookup = getattr(tok, "lang_code_to_id", None) or {}
+        for token_id in (lookup.get(tgt), *(tok.convert_tokens_to_ids(t) for t in (tgt, f"__{tgt}__"))):
+            if token_id is not None and token_id != tok.unk_token_id:
+                return "", {"forced_bos_token_id": token_id}
+        raise ValueError(f"the tokenizer has no language code {tgt!r} (set src_lang / tgt_lang / pivot in its "
+                         "notation, e.g. eng_Latn for NLLB, en for M2M100)")
+    marker = f">>{tgt}<<"
+    if tok.convert_tokens_to_ids(marker) not in (None, tok.unk_token_id):
+        return marker + " ", {}
+    return "", {}
