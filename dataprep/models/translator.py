@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataprep.models.lm import pad
-from dataprep.models.load import _offline_hint, device
+from dataprep.models.load import _offline_hint, device, quiet_transformers
 from dataprep.models.tokenizer import to_fast_tokenizer
 from dataprep.registry import param, stage
 
@@ -71,8 +71,9 @@ def train_translator(batches: Callable[[], Iterator[pa.Table]], p: TranslatorPar
     for a, b, x, y in ((src_lang, tgt_lang, src_ids, tgt_ids), (tgt_lang, src_lang, tgt_ids, src_ids)):
         model = new_model(tok, p)
         steps, loss = _train(model, x, y, tok.pad_token_id, p)
-        model.save_pretrained(str(out_dir / f"{a}-{b}"))
-        tok.save_pretrained(str(out_dir / f"{a}-{b}"))
+        with quiet_transformers():
+            model.save_pretrained(str(out_dir / f"{a}-{b}"))
+            tok.save_pretrained(str(out_dir / f"{a}-{b}"))
         notes |= {f"{a}-{b}_steps": steps, f"{a}-{b}_final_loss_x1000": round(loss * 1000)}
     return notes | {"params_per_model": model.num_parameters()}
 
