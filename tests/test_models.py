@@ -77,6 +77,8 @@ def test_tokenizer_adds_bos_and_eos_and_falls_back_to_bytes(built):
     assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
     assert tok.unk_token_id not in ids  # an unseen character becomes its UTF-8 bytes
     assert tok.decode(ids, skip_special_tokens=True) == "龘"
+    text = "Hello world, a mixed 句子"
+    assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == text  # spaces survive decoding
 
 
 def test_model_nodes_are_cached_and_keyed_by_what_they_build_from(built, monkeypatch):

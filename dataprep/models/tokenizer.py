@@ -26,7 +26,7 @@ class TokenizerParams:
     max_rows: int = param(200_000, "rows used for training (the first ones, in input order)")
 
 
-@stage("train_tokenizer", version=1, kind="build", params=TokenizerParams, consumes=("cls", "bio", "parallel"),
+@stage("train_tokenizer", version=2, kind="build", params=TokenizerParams, consumes=("cls", "bio", "parallel"),
        produces="model")
 def train_tokenizer(batches: Callable[[], Iterator[pa.Table]], p: TokenizerParams, out_dir: Path) -> dict:
     """Train a sentencepiece unigram tokenizer on the text of the input rows (`text`; `tokens` joined by
@@ -90,8 +90,10 @@ def to_fast_tokenizer(sp):
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Strip(),
                                            normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False)
-    tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)])
+    # Decode as sentencepiece does: ▁ back to a space (Metaspace's decoder joins pieces without them), bytes
+    # back to characters, then drop the space the leading ▁ became.
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
     bos, eos = SPECIALS["bos"], SPECIALS["eos"]
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} $B {eos}",
