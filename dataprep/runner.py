@@ -122,6 +122,8 @@ class Runner:
             "node": node.name, "stage": node.stage.name, "version": node.stage.version, "key": self.keys[node.name],
             "kind": node.kind, "params": key_params(node.params),
             "inputs": {i: self.keys[i] for i in node.deps}, "parts": parts, "ledger": ledger.to_dict()})
+        # Only now, with the node committed, may a build's checkpoints go: a kill before this point resumes.
+        shutil.rmtree(cache.base / f"{self.keys[node.name]}.work", ignore_errors=True)
         return NodeReport(node.name, node.stage.name, self.keys[node.name], "ran", ledger, seconds)
 
     def _stream(self, node: Node, params, scratch: Path) -> tuple[Ledger, list[str]]:
@@ -155,8 +157,6 @@ class Runner:
         if not (scratch / MODEL).is_dir():
             raise SchemaError(f"{node.stage.name} did not write its model to {scratch / MODEL}")
         ledger.notes.update(notes)
-        if "work_dir" in extra:
-            shutil.rmtree(extra["work_dir"], ignore_errors=True)  # finished: the checkpoints served their purpose
         return ledger
 
     def _input_batches(self, node: Node) -> Iterator[pa.Table]:

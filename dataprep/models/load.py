@@ -34,6 +34,11 @@ def load_causal_lm(ref: str):
     return model.eval()
 
 
+def load_seq2seq(ref: str):
+    from transformers import AutoModelForSeq2SeqLM
+    return _offline_hint(ref, AutoModelForSeq2SeqLM.from_pretrained).eval()
+
+
 def _offline_hint(ref: str, loader):
     try:
         with quiet_transformers():

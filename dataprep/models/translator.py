@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataprep.models.lm import pad
-from dataprep.models.load import _offline_hint, device, quiet_transformers
+from dataprep.models.load import device, quiet_transformers
 from dataprep.models.tokenizer import to_fast_tokenizer
 from dataprep.registry import param, stage
 
@@ -232,8 +232,3 @@ def direction_dir(ref: str, src: str | None, tgt: str | None) -> tuple[str, str 
                          f"translate {src or '*'} -> {tgt or '*'} (set src_lang / pivot)")
     a, b = matches[0].split("-")
     return str(root / matches[0]), a, b
-
-
-def load_seq2seq(ref: str):
-    from transformers import AutoModelForSeq2SeqLM
-    return _offline_hint(ref, AutoModelForSeq2SeqLM.from_pretrained).eval()

@@ -9,8 +9,8 @@ import pyarrow as pa
 
 from dataprep.errors import SchemaError
 from dataprep.models.lm import pad
-from dataprep.models.load import device, load_tokenizer
-from dataprep.models.translator import direction_dir, load_seq2seq
+from dataprep.models.load import device, load_seq2seq, load_tokenizer
+from dataprep.models.translator import direction_dir
 from dataprep.outcome import Outcome
 from dataprep.registry import SplitScoped, param, stage
 
