@@ -2,7 +2,9 @@
 
 It builds a two-node pipeline (the reader for INPUT, then the stage), runs it with the ordinary runner in a
 scratch cache — so batching, validation, rejects and the ledger behave exactly as in a pipeline — and writes
-the output and every reject (reader's and stage's) next to OUTPUT.
+the output and every reject (reader's and stage's) next to OUTPUT. The scratch cache lives for one job, so its
+parts are Arrow IPC files (no compression, memory-mapped reads); only a Parquet OUTPUT is written as Parquet,
+straight from the stage.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataprep.cache import read_part
 from dataprep.dag import parse_pipeline
 from dataprep.errors import ConfigError
 from dataprep.io import reader_for, write_table
@@ -31,8 +34,12 @@ def run_stage_on_file(name: str, input_path: str, output: str, params: dict, rea
     nodes = {"input": {"uses": reader, "with": {**read_defaults, "path": input_path, **read_params}}}
     if stages[name].kind != "source":  # a reader named as the stage just converts formats
         nodes["output"] = {"uses": name, "input": "input", "with": params}
+    last = list(nodes)[-1]
+    formats = {name: "arrow" for name in nodes}
+    if Path(output).suffix.lower() == ".parquet":
+        formats[last] = "parquet"
     with tempfile.TemporaryDirectory(prefix="dataprep-stage-") as cache:
-        runner = Runner(parse_pipeline({"name": "batch", "nodes": nodes}), cache)
+        runner = Runner(parse_pipeline({"name": "batch", "nodes": nodes}), cache, part_formats=formats)
         reports = runner.run()
         _write_output(runner.cache(reports[-1].node).parts(), output)
         rejects = pa.concat_tables([runner.rejects(r.node) for r in reports])
@@ -44,10 +51,10 @@ def run_stage_on_file(name: str, input_path: str, output: str, params: dict, rea
 
 
 def _write_output(parts: list[Path], output: str) -> None:
-    if len(parts) == 1 and Path(output).suffix.lower() == ".parquet":
-        shutil.copyfile(parts[0], output)  # the node's part already is the file asked for
+    if len(parts) == 1 and parts[0].suffix == Path(output).suffix.lower() == ".parquet":
+        shutil.move(parts[0], output)  # the node's part already is the file asked for; the cache is scratch
     else:
-        write_table(pa.concat_tables([pq.read_table(p) for p in parts], promote_options="permissive")
+        write_table(pa.concat_tables([read_part(p) for p in parts], promote_options="permissive")
                     if parts else pa.table({}), output)
 
 

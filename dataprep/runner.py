@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from dataprep.cache import NodeCache, node_key
+from dataprep.cache import PART_FORMATS, NodeCache, node_key, part_writer
 from dataprep.dag import Node, Pipeline
 from dataprep.errors import SchemaError
 from dataprep.ledger import Ledger
 from dataprep.outcome import Outcome
+from dataprep.overlap import Behind, prefetch
 from dataprep.registry import MODEL, Stage, key_params
 from dataprep.schema import REJECTS, conform, validate
 
@@ -54,6 +54,7 @@ class Runner:
     batch_rows: int = 50_000      # rows per batch read from a cached node; an execution knob, not in keys
     rows_per_part: int = 1_000_000
     progress: Progress = field(default_factory=Progress)
+    part_formats: dict[str, str] = field(default_factory=dict)  # node -> "parquet" (the default) or "arrow"
 
     def __post_init__(self):
         self.keys = self._compute_keys()
@@ -128,11 +129,16 @@ class Runner:
 
     def _stream(self, node: Node, params, scratch: Path) -> tuple[Ledger, list[str]]:
         """Rows in, rows out: batches through the stage into parquet parts and the rejects file."""
-        writer, ledger = PartWriter(scratch, node.kind, self.rows_per_part), Ledger()
-        for outcome, rows_in in outcomes(node.stage, params, lambda: self._input_batches(node)):
-            ledger.record(outcome, rows_in, node.name)
-            writer.write(outcome)
-            self.progress.rows_done(rows_in if rows_in is not None else outcome.kept.num_rows)
+        writer = PartWriter(scratch, node.kind, self.rows_per_part, self.part_formats.get(node.name, "parquet"))
+        ledger = Ledger()
+        try:
+            for outcome, rows_in in outcomes(node.stage, params, lambda: self._input_batches(node)):
+                ledger.record(outcome, rows_in, node.name)
+                writer.write(outcome)
+                self.progress.rows_done(rows_in if rows_in is not None else outcome.kept.num_rows)
+        except BaseException:
+            writer.abort()
+            raise
         writer.close()
         ledger.check(node.name, writer.rows, writer.rejects)
         return ledger, writer.parts
@@ -162,7 +168,7 @@ class Runner:
     def _input_batches(self, node: Node) -> Iterator[pa.Table]:
         for name in node.inputs:
             kind = self.pipeline.nodes[name].kind
-            for batch in self.cache(name).iter_batches(self.batch_rows):
+            for batch in prefetch(self.cache(name).iter_batches(self.batch_rows)):
                 validate(batch, kind, where=f"input of {node.name!r} from {name!r}")
                 yield batch
 
@@ -194,7 +200,7 @@ def _scoped(stage: Stage, params, input_batches, split: str) -> Iterator[tuple[O
 
 def _unscoped(stage: Stage, params, input_batches) -> Iterator[tuple[Outcome, int | None]]:
     if stage.kind == "source":
-        for outcome in stage.impl(params):
+        for outcome in prefetch(stage.impl(params)):  # the reader parses ahead while its output is written
             yield outcome, None
     elif stage.kind in ("map", "filter"):
         for batch in input_batches():
@@ -236,17 +242,23 @@ def run_in_memory(stage: Stage, table: pa.Table, params) -> Outcome:
 
 
 class PartWriter:
-    """Writes a node's output rows to `part-NNNNN.parquet` files and its rejects to `rejects.parquet`."""
+    """Writes a node's output rows to `part-NNNNN.<format>` files and its rejects to `rejects.<format>`, on a
+    background thread so that encoding and compression overlap the stage's work on the next batch."""
 
-    def __init__(self, directory: Path, kind: str, rows_per_part: int):
+    def __init__(self, directory: Path, kind: str, rows_per_part: int, part_format: str = "parquet"):
         self.dir, self.kind, self.rows_per_part = directory, kind, rows_per_part
+        self.suffix = PART_FORMATS[part_format]
         self.parts: list[str] = []
         self.rows = self.rejects = 0
-        self._part: pq.ParquetWriter | None = None
+        self._part, self._schema = None, None
         self._part_rows = 0
-        self._rejects = pq.ParquetWriter(directory / "rejects.parquet", REJECTS)
+        self._rejects = part_writer(directory / f"rejects{self.suffix}", REJECTS)
+        self._behind = Behind()
 
     def write(self, outcome: Outcome) -> None:
+        self._behind.submit(self._write, outcome)
+
+    def _write(self, outcome: Outcome) -> None:
         table = outcome.output()
         if table.num_rows:
             self._write_rows(conform(table, self.kind))
@@ -256,11 +268,11 @@ class PartWriter:
 
     def _write_rows(self, table: pa.Table) -> None:
         if self._part is not None and (self._part_rows >= self.rows_per_part
-                                       or not self._part.schema.equals(table.schema)):
+                                       or not self._schema.equals(table.schema)):
             self._close_part()
         if self._part is None:
-            self.parts.append(f"part-{len(self.parts):05d}.parquet")
-            self._part = pq.ParquetWriter(self.dir / self.parts[-1], table.schema)
+            self.parts.append(f"part-{len(self.parts):05d}{self.suffix}")
+            self._part, self._schema = part_writer(self.dir / self.parts[-1], table.schema), table.schema
         self._part.write_table(table)
         self._part_rows += table.num_rows
         self.rows += table.num_rows
@@ -270,9 +282,18 @@ class PartWriter:
         self._part, self._part_rows = None, 0
 
     def close(self) -> None:
+        """Finish every pending write and close the files; the counts are final after this."""
+        self._behind.drain()
         if self._part is not None:
             self._close_part()
         self._rejects.close()
+
+    def abort(self) -> None:
+        """The stage failed: stop writing (the scratch directory is discarded by the next run)."""
+        try:
+            self._behind.drain()
+        except Exception:  # noqa: BLE001 - the stage's own error is the one worth reporting
+            pass
 
 
 def report_dict(report: NodeReport) -> dict:

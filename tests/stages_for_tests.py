@@ -33,6 +33,19 @@ def t_upper(table: pa.Table, p: UpperParams) -> pa.Table:
 
 
 @dataclass(frozen=True)
+class FailParams:
+    label: str = param("boom", "the label that makes the stage raise")
+
+
+@stage("t_fail_on", version=1, kind="map", params=FailParams)
+def t_fail_on(table: pa.Table, p: FailParams) -> pa.Table:
+    """Pass rows through; raise on the first batch holding a row with `label` (a stage that crashes)."""
+    if p.label in table.column("label").to_pylist():
+        raise RuntimeError(f"t_fail_on: {p.label}")
+    return table
+
+
+@dataclass(frozen=True)
 class MinLenParams:
     min_len: int = param(3, "shortest text kept")
 

@@ -211,6 +211,37 @@ def test_many_small_batches_give_the_same_output_as_one_batch(workdir):
         assert many.cache(node).manifest()["ledger"] == one.cache(node).manifest()["ledger"]
 
 
+def test_arrow_parts_hold_the_same_rows_and_the_format_is_not_part_of_the_key(workdir):
+    records = [{"text": "x" * (i % 7), "label": str(i % 3)} for i in range(103)] + ["bad line"]
+    write_jsonl(workdir / "in.jsonl", records)
+    nodes = {"raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl", "batch_rows": 10}},
+             "kept": {"uses": "t_min_len", "input": "raw", "with": {"min_len": 3}},
+             "over": {"uses": "t_oversample", "input": "kept", "with": {"drop_label": "2"}}}
+    pipeline = parse_pipeline({"name": "p", "nodes": nodes})
+    parquet = Runner(pipeline, "parquet", rows_per_part=17)
+    arrow = Runner(pipeline, "arrow", rows_per_part=17, part_formats=dict.fromkeys(nodes, "arrow"))
+    parquet.run(), arrow.run()
+    assert arrow.keys == parquet.keys
+    assert {p.suffix for p in arrow.cache("kept").parts()} == {".arrow"}
+    for node in nodes:
+        assert arrow.output(node).equals(parquet.output(node)), node
+        assert arrow.rejects(node).equals(parquet.rejects(node)), node
+        assert arrow.cache(node).manifest()["ledger"] == parquet.cache(node).manifest()["ledger"]
+    # A runner that would write Parquet reuses the Arrow entries as they are.
+    assert {r.status for r in Runner(pipeline, "arrow").run()} == {"cached"}
+
+
+def test_a_failing_stage_reports_its_own_error_and_commits_nothing(workdir):
+    write_jsonl(workdir / "in.jsonl", [{"text": "a", "label": "x"}, {"text": "b", "label": "boom"}])
+    path = write_pipeline(workdir / "p.yaml", {
+        "raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl", "batch_rows": 1}},
+        "bad": {"uses": "t_fail_on", "input": "raw", "with": {"label": "boom"}}})
+    r = runner(path)
+    with pytest.raises(RuntimeError, match="t_fail_on: boom"):
+        r.run()
+    assert r.cache("raw").committed and not r.cache("bad").committed
+
+
 def test_a_stage_that_rejects_everything_leaves_an_empty_output(workdir):
     write_jsonl(workdir / "in.jsonl", [{"text": "a", "label": "x"}])
     path = write_pipeline(workdir / "p.yaml", {

@@ -1,12 +1,12 @@
 """JSON Lines: one object per line. Reader (a source stage) and writer."""
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,13 +35,13 @@ def read_jsonl(p: JsonlParams) -> Iterator[Outcome]:
     for normalize to judge), `not_a_list:<name>` (bio: tokens or tags is not a list).
     """
     source = source_name(p.path)
-    for first_line, block in _blocks(p.path):
-        fast = _fast_cls(block, first_line, p, source) if p.kind == "cls" else None
+    for linenos, block in _blocks(p.path):
+        fast = _fast_cls(block, linenos, p, source) if p.kind == "cls" else None
         if fast is not None:
             for offset in range(0, fast.kept.num_rows, p.batch_rows):
                 yield Outcome(fast.kept.slice(offset, p.batch_rows))
             continue
-        lines = _lines(block, first_line)
+        lines = _lines(block, linenos.start)
         for start in range(0, len(lines), p.batch_rows):
             yield _concat(list(_read_lines(lines[start:start + p.batch_rows], p, source)))
 
@@ -49,8 +49,8 @@ def read_jsonl(p: JsonlParams) -> Iterator[Outcome]:
 BLOCK_BYTES = 16 << 20
 
 
-def _blocks(path: str) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, bytes) for ~16 MiB runs of whole lines; a leading BOM is removed."""
+def _blocks(path: str) -> Iterator[tuple[range, bytes]]:
+    """(its line numbers, bytes) for ~16 MiB runs of whole lines; a leading BOM is removed."""
     first_line, rest = 1, b""
     with open(path, "rb") as f:
         while piece := f.read(BLOCK_BYTES):
@@ -62,10 +62,11 @@ def _blocks(path: str) -> Iterator[tuple[int, bytes]]:
                 rest = data
                 continue
             block, rest = data[:cut], data[cut:]
-            yield first_line, block
-            first_line += block.count(b"\n")
+            lines = range(first_line, first_line + block.count(b"\n"))
+            yield lines, block
+            first_line = lines.stop
     if rest:
-        yield first_line, rest + b"\n"
+        yield range(first_line, first_line + 1), rest + b"\n"
 
 
 def _lines(block: bytes, first_line: int) -> list[tuple[int, bytes]]:
@@ -112,35 +113,37 @@ def _slow(chunk: list[tuple[int, bytes]], p: JsonlParams, source: str) -> Outcom
     return Outcome(batch.flush(), reject_records(bad))
 
 
-def _fast_cls(buf: bytes, linenos: int | list[int], p: JsonlParams, source: str) -> Outcome | None:
+def _fast_cls(buf: bytes, linenos: Sequence[int], p: JsonlParams, source: str) -> Outcome | None:
     """Arrow's C++ JSON parser on many lines at once — JSON parsing, not hashing, bounds a dedup run. It
     cannot say which line is bad, so any failure (bad JSON, invalid UTF-8, a number where text is expected)
     returns None and the caller reads line by line. It cannot tell a missing key from a null either: a null
-    text or label also returns None. `linenos`: the first line's number (consecutive lines) or one per line.
+    text or label also returns None. `linenos`: the number of each line of `buf` (a range when consecutive).
     Arrow skips blank lines, so a block holding one parses to fewer rows than lines and is read line by line."""
     fields = [p.text_field, p.label_field, p.lang_field] + ([p.id_field] if p.id_field else [])
     schema = pa.schema([(f, pa.string()) for f in dict.fromkeys(fields)])
     try:
         buf.decode("utf-8")  # Arrow's parser does not validate UTF-8 inside strings; this runs at GB/s
-        parsed = pj.read_json(io.BytesIO(buf), read_options=pj.ReadOptions(block_size=1 << 20),  # in parallel
+        parsed = pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=4 << 20),  # in parallel
                               parse_options=pj.ParseOptions(explicit_schema=schema,
                                                             unexpected_field_behavior="ignore"))
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     n = parsed.num_rows
-    expected = len(linenos) if isinstance(linenos, list) else buf.count(b"\n")
-    if n != expected or pc.any(pc.or_(pc.is_null(parsed[p.text_field]), pc.is_null(parsed[p.label_field]))).as_py():
+    if n != len(linenos) or pc.any(pc.or_(pc.is_null(parsed[p.text_field]),
+                                          pc.is_null(parsed[p.label_field]))).as_py():
         return None
-    numbers = pa.array(linenos if isinstance(linenos, list) else range(linenos, linenos + n), pa.int64())
-    ids = pc.binary_join_element_wise(source, pc.cast(numbers, pa.string()), ":")
-    if p.id_field:
-        ids = pc.coalesce(parsed[p.id_field], ids)
+    ids = parsed[p.id_field] if p.id_field else None
+    if ids is None or ids.null_count:
+        numbers = np.arange(linenos.start, linenos.stop) if isinstance(linenos, range) else linenos
+        line_ids = pc.binary_join_element_wise(source, pc.cast(pa.array(numbers, pa.int64()), pa.string()), ":")
+        ids = line_ids if ids is None else pc.coalesce(ids, line_ids)
     lang = parsed[p.lang_field]  # "" means unknown, as on the slow path
-    lang = pc.if_else(pc.equal(lang, ""), pa.scalar(None, pa.string()), lang)
+    if lang.null_count < n:
+        lang = pc.if_else(pc.equal(lang, ""), pa.scalar(None, pa.string()), lang)
     if p.lang is not None:
         lang = pc.coalesce(lang, p.lang)
-    return Outcome(pa.table([ids, parsed[p.text_field], parsed[p.label_field], lang,
-                             pa.array([source] * n, pa.string())], schema=CLS))
+    return Outcome(pa.table([ids, parsed[p.text_field], parsed[p.label_field], lang, pa.repeat(source, n)],
+                            schema=CLS))
 
 
 def _parse(line: bytes) -> tuple[str | None, dict | None]:
