@@ -64,24 +64,6 @@ def _no_null_items(lists: pa.ChunkedArray) -> pa.Array:
     return pa.ListArray.from_arrays(lists.offsets, pc.fill_null(lists.values, ""), mask=lists.is_null())
 
 
-def _label_codes(labels: pa.Array, vocab: dict[str, int]) -> np.ndarray:
-    """Small integer codes for labels, consistent across batches (`vocab` grows as new labels appear)."""
-    encoded = pc.dictionary_encode(labels).combine_chunks() if isinstance(labels, pa.ChunkedArray) \
-        else pc.dictionary_encode(labels)
-    lookup = np.array([vocab.setdefault(v, len(vocab)) for v in encoded.dictionary.to_pylist()], np.int32)
-    return lookup[encoded.indices.to_numpy(zero_copy_only=False)] if len(lookup) else np.empty(0, np.int32)
-
-
-def _groups_with_several_labels(group: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
-    """Groups whose rows carry more than one distinct label: count distinct (group, label) pairs per group."""
-    shared = np.bincount(group, minlength=n_groups)[group] > 1  # only rows that have copies can conflict
-    if not shared.any():
-        return np.empty(0, np.int64)
-    width = int(labels.max()) + 1
-    pairs = np.unique(group[shared] * width + labels[shared])
-    return np.flatnonzero(np.bincount(pairs // width, minlength=n_groups) > 1)
-
-
 @stage("exact_dedup", version=1, kind="global", params=DedupParams)
 class ExactDedup:
     """Keep the first row of every group of rows with the same key; for `bio` rows the key is the token sequence.
@@ -100,7 +82,7 @@ class ExactDedup:
         hashes, labels, vocab = [], [], {}
         for table in tables:
             hashes.append(hash_keys(dedup_keys(table, self.p.fold), self.p.bits))
-            labels.append(_label_codes(_labels(table), vocab))
+            labels.append(T.label_codes(_labels(table), vocab))
         self.label_names = {code: name for name, code in vocab.items()}
         h = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
         if h.ndim == 2:  # 128 bits: sort and compare the two halves as one record
@@ -114,14 +96,16 @@ class ExactDedup:
         sorted_h = h[order]
         is_start = np.ones(n, bool)
         is_start[1:] = sorted_h[1:] != sorted_h[:-1]
-        starts = np.flatnonzero(is_start)
-        sizes = np.diff(np.append(starts, n))
-        group = np.empty(n, np.int64)
-        group[order] = np.cumsum(is_start) - 1
-        self.keeper = order[starts][group]
+        group = np.cumsum(is_start) - 1  # group number of each row, in sorted order
+        self.keeper = np.empty(n, np.int64)
+        self.keeper[order] = order[is_start][group]
         self.conflict_labels: dict[int, str] = {}
-        for g in _groups_with_several_labels(group, labels, len(starts)):
-            self._resolve_conflict(order[starts[g]:starts[g] + sizes[g]], labels)
+        sorted_labels = labels[order]
+        # A group holds several labels when, inside it, a row's label differs from the row before it.
+        differs = np.flatnonzero((sorted_labels[1:] != sorted_labels[:-1]) & ~is_start[1:]) + 1
+        starts, ends = np.flatnonzero(is_start), np.append(np.flatnonzero(is_start)[1:], n)
+        for g in np.unique(group[differs]).tolist():
+            self._resolve_conflict(order[starts[g]:ends[g]], labels)
         copies = self.keeper[(self.keeper >= 0) & (self.keeper != np.arange(n))]
         self.has_copies = np.zeros(n, bool)
         self.has_copies[copies] = True

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from dataprep.outcome import Outcome
 from dataprep.registry import SplitScoped, param, stage
-from dataprep.stages.dedup import _label_codes
+from dataprep.stages import text as T
 
 Mode = Literal["over", "under", "hybrid"]
 STRATEGIES = ("auto", "not majority", "minority", "not minority", "majority", "all")
@@ -155,7 +155,7 @@ class Rebalance:
         codes, augmented, vocab = [], [], {}
         for table in tables:
             labels = table.column("label").combine_chunks()
-            batch_codes = _label_codes(pc.fill_null(labels, ""), vocab)
+            batch_codes = T.label_codes(pc.fill_null(labels, ""), vocab)
             batch_codes[pc.is_null(labels).to_numpy(zero_copy_only=False)] = -1  # no label: passes through
             codes.append(batch_codes)
             augmented.append(_is_augmented(table) if self.p.prefer_augmented else np.zeros(len(table), bool))

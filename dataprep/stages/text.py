@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -62,3 +63,11 @@ def guess_lang(arr: pa.Array) -> pa.Array:
                        pc.greater(latin, zero)),
         "ja", "ko", "zh", "en", "und")
     return lang
+
+
+def label_codes(labels: pa.Array, vocab: dict[str, int]) -> np.ndarray:
+    """Small integer codes for labels, consistent across batches (`vocab` grows as new labels appear)."""
+    encoded = pc.dictionary_encode(labels).combine_chunks() if isinstance(labels, pa.ChunkedArray) \
+        else pc.dictionary_encode(labels)
+    lookup = np.array([vocab.setdefault(v, len(vocab)) for v in encoded.dictionary.to_pylist()], np.int32)
+    return lookup[encoded.indices.to_numpy(zero_copy_only=False)] if len(lookup) else np.empty(0, np.int32)
