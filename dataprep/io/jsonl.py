@@ -1,6 +1,7 @@
 """JSON Lines: one object per line. Reader (a source stage) and writer."""
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,29 +50,31 @@ def read_jsonl(p: JsonlParams) -> Iterator[Outcome]:
 BLOCK_BYTES = 16 << 20
 
 
-def _blocks(path: str) -> Iterator[tuple[range, bytes]]:
-    """(its line numbers, bytes) for ~16 MiB runs of whole lines; a leading BOM is removed."""
-    first_line, rest = 1, b""
+def _blocks(path: str) -> Iterator[tuple[range, memoryview]]:
+    """(its line numbers, a view of its bytes) for ~16 MiB runs of whole lines; a leading BOM is removed.
+    Each read starts at a line boundary (the partial last line is read again with the next block), so a block
+    is the bytes `read` returned, never a copy glued from two reads."""
+    first_line, size = 1, BLOCK_BYTES
     with open(path, "rb") as f:
-        while piece := f.read(BLOCK_BYTES):
-            if first_line == 1 and not rest and piece.startswith(BOM):
-                piece = piece[len(BOM):]
-            data = rest + piece
+        while data := f.read(size):
+            if f.tell() == len(data) and data.startswith(BOM):
+                data = data[len(BOM):]
             cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                rest = data
+            if cut == 0 and len(data) == size:  # one line longer than a block: read it whole
+                f.seek(-len(data), io.SEEK_CUR)
+                size *= 2
                 continue
-            block, rest = data[:cut], data[cut:]
-            lines = range(first_line, first_line + block.count(b"\n"))
-            yield lines, block
-            first_line = lines.stop
-    if rest:
-        yield range(first_line, first_line + 1), rest + b"\n"
+            if cut == 0:  # the last line, without its newline
+                data, cut = data + b"\n", len(data) + 1
+            f.seek(cut - len(data), io.SEEK_CUR)
+            lines = range(first_line, first_line + data.count(b"\n", 0, cut))
+            yield lines, memoryview(data)[:cut]
+            first_line, size = lines.stop, BLOCK_BYTES
 
 
-def _lines(block: bytes, first_line: int) -> list[tuple[int, bytes]]:
+def _lines(block: memoryview, first_line: int) -> list[tuple[int, bytes]]:
     """Non-blank lines with their numbers (CR stripped); blank lines hold no record and are skipped."""
-    lines = block.split(b"\n")[:-1]  # the block ends with a newline
+    lines = bytes(block).split(b"\n")[:-1]  # the block ends with a newline
     return [(first_line + i, line.rstrip(b"\r")) for i, line in enumerate(lines) if line.strip()]
 
 
@@ -113,7 +116,7 @@ def _slow(chunk: list[tuple[int, bytes]], p: JsonlParams, source: str) -> Outcom
     return Outcome(batch.flush(), reject_records(bad))
 
 
-def _fast_cls(buf: bytes, linenos: Sequence[int], p: JsonlParams, source: str) -> Outcome | None:
+def _fast_cls(buf: bytes | memoryview, linenos: Sequence[int], p: JsonlParams, source: str) -> Outcome | None:
     """Arrow's C++ JSON parser on many lines at once — JSON parsing, not hashing, bounds a dedup run. It
     cannot say which line is bad, so any failure (bad JSON, invalid UTF-8, a number where text is expected)
     returns None and the caller reads line by line. It cannot tell a missing key from a null either: a null
@@ -122,7 +125,7 @@ def _fast_cls(buf: bytes, linenos: Sequence[int], p: JsonlParams, source: str) -
     fields = [p.text_field, p.label_field, p.lang_field] + ([p.id_field] if p.id_field else [])
     schema = pa.schema([(f, pa.string()) for f in dict.fromkeys(fields)])
     try:
-        buf.decode("utf-8")  # Arrow's parser does not validate UTF-8 inside strings; this runs at GB/s
+        str(buf, "utf-8")  # Arrow's parser does not validate UTF-8 inside strings; this runs at GB/s
         parsed = pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=4 << 20),  # in parallel
                               parse_options=pj.ParseOptions(explicit_schema=schema,
                                                             unexpected_field_behavior="ignore"))
