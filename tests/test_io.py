@@ -123,6 +123,21 @@ def test_jsonl_batches_split_at_batch_rows(tmp_path):
     assert [o.kept.num_rows + o.rejected.num_rows for o in outs] == [3, 3, 2]
 
 
+
+@pytest.mark.parametrize("block_bytes", [7, 64, 1 << 20])
+def test_jsonl_blocks_cut_at_line_boundaries_whatever_the_block_size(tmp_path, monkeypatch, block_bytes):
+    """Tiny blocks force every case of the block reader: a line longer than a block, a cut mid-line, a BOM,
+    a blank line and a last line without its newline; ids and rejects must not depend on where blocks end."""
+    import dataprep.io.jsonl as jsonl
+    body = b'\xef\xbb\xbf{"text": "first", "label": "x"}\n' + b'{"text": "%s", "label": "y"}\n' % (b"long " * 40) + \
+        b'\n{bad\n{"text": "last", "label": "z"}'
+    (tmp_path / "k.jsonl").write_bytes(body)
+    monkeypatch.setattr(jsonl, "BLOCK_BYTES", block_bytes)
+    out = read("read_jsonl", tmp_path / "k.jsonl")
+    assert rows(out, "id", "label") == [("k.jsonl:1", "x"), ("k.jsonl:2", "y"), ("k.jsonl:5", "z")]
+    assert rows(out, "text")[1] == (("long " * 40),)
+    assert rejects(out) == [("k.jsonl:4", "malformed_json", "{bad")]
+
 # --- CSV ---
 
 def write(path, text: str | bytes):

@@ -56,9 +56,9 @@ def _blocks(path: str) -> Iterator[tuple[range, memoryview]]:
     is the bytes `read` returned, never a copy glued from two reads."""
     first_line, size = 1, BLOCK_BYTES
     with open(path, "rb") as f:
+        if f.read(len(BOM)) != BOM:
+            f.seek(0)
         while data := f.read(size):
-            if f.tell() == len(data) and data.startswith(BOM):
-                data = data[len(BOM):]
             cut = data.rfind(b"\n") + 1
             if cut == 0 and len(data) == size:  # one line longer than a block: read it whole
                 f.seek(-len(data), io.SEEK_CUR)
