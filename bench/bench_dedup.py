@@ -61,7 +61,7 @@ def run() -> list[Result]:
     results = [_result("pandas", ours, best["pandas"], "read_json + drop_duplicates")]
     if "polars" in best:
         results.append(_result("polars", ours, best["polars"], "read_ndjson + unique"))
-    results.append(_result("the Arrow floor", ours, best["arrow"], "pyarrow read_json + write_table, no dedup"))
+    results.append(_result("the Arrow floor", ours, best["arrow"], "(pyarrow read_json + write_table, no dedup)"))
     return results
 
 
