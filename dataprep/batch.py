@@ -27,6 +27,8 @@ def run_stage_on_file(name: str, input_path: str, output: str, params: dict, rea
     stages = all_stages()
     if name not in stages:  # a ConfigError, not a KeyError traceback, so the CLI prints one line
         raise ConfigError(f"unknown stage {name!r} (see `dataprep stages`)")
+    if Path(output).is_dir():
+        raise ConfigError(f"output {output!r} is a directory; give a file name (.jsonl, .csv, .tsv, .parquet)")
     try:
         reader, read_defaults = reader_for(input_path)
     except ValueError as e:
@@ -43,11 +45,12 @@ def run_stage_on_file(name: str, input_path: str, output: str, params: dict, rea
         reports = runner.run()
         _write_output(runner.cache(reports[-1].node).parts(), output)
         rejects = pa.concat_tables([runner.rejects(r.node) for r in reports])
-        rejects_path = rejects_path_for(output)
+        rejects_path, n_rejects = rejects_path_for(output), rejects.num_rows
         write_table(rejects, str(rejects_path))
+        del rejects  # it maps files of the scratch cache, which is removed next
     ledger = reports[-1].ledger
     return (f"{name}: {reports[0].ledger.rows_in} records read, {ledger.rows_out} rows written to {output}, "
-            f"{rejects.num_rows} rejects to {rejects_path}")
+            f"{n_rejects} rejects to {rejects_path}")
 
 
 def _write_output(parts: list[Path], output: str) -> None:

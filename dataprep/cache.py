@@ -88,7 +88,10 @@ class NodeCache:
         return pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
 
     def rejects(self) -> pa.Table:
-        return read_part(next(self.dir.glob("rejects.*")))
+        for suffix in PART_FORMATS.values():
+            if (path := self.dir / f"rejects{suffix}").is_file():
+                return read_part(path)
+        raise FileNotFoundError(f"no rejects file in {self.dir}")
 
     def begin(self) -> Path:
         """A fresh scratch directory for this node's outputs; leftovers of killed runs are removed."""

@@ -2,8 +2,8 @@
 
 Arrow's JSON/CSV parsers and its Parquet/IPC writers release the GIL, so on a machine with a few cores a batch can
 be parsed and another compressed while Python code (hashing, reject bookkeeping) works on a third. Both helpers
-keep at most `depth` batches in flight, so memory stays a few batches, and both re-raise a worker's exception
-in the caller's thread.
+keep a bounded number of batches in flight, so memory stays a few batches, and both re-raise a worker's
+exception in the caller's thread.
 """
 from __future__ import annotations
 
@@ -19,19 +19,33 @@ _DONE = object()
 
 
 def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Yield what `items` yields, producing up to `depth` items ahead on a background thread."""
+    """Yield what `items` yields, producing ahead on a background thread: `depth` items wait in the queue,
+    one more may be in the making. When the consumer stops early, the producer stops after its current item
+    and closes `items` (so a reader's file is closed then, not whenever the generator is collected)."""
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(entry) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
     def produce() -> None:
         try:
-            for item in items:
-                if stop.is_set():
+            while not stop.is_set():
+                item = next(items, _DONE)
+                if not offer((item, None)) or item is _DONE:
                     return
-                slots.put((item, None))
-            slots.put((_DONE, None))
         except BaseException as e:  # handed to the consumer, which re-raises it where it would have occurred
-            slots.put((_DONE, e))
+            offer((_DONE, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name="dataprep-prefetch", daemon=True)
     worker.start()
@@ -43,13 +57,10 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             if item is _DONE:
                 return
             yield item
-    finally:  # the consumer stopped early (or failed): let the producer finish its current item and leave
+    finally:  # done, failed or abandoned: the producer sees `stop` within 50 ms of finishing its current item
         stop.set()
-        while worker.is_alive():
-            try:
-                slots.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        if threading.current_thread() is not worker:
+            worker.join()
 
 
 class Behind:

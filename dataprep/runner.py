@@ -136,10 +136,10 @@ class Runner:
                 ledger.record(outcome, rows_in, node.name)
                 writer.write(outcome)
                 self.progress.rows_done(rows_in if rows_in is not None else outcome.kept.num_rows)
+            writer.close()
         except BaseException:
             writer.abort()
             raise
-        writer.close()
         ledger.check(node.name, writer.rows, writer.rejects)
         return ledger, writer.parts
 
@@ -282,18 +282,30 @@ class PartWriter:
         self._part, self._part_rows = None, 0
 
     def close(self) -> None:
-        """Finish every pending write and close the files; the counts are final after this."""
-        self._behind.drain()
-        if self._part is not None:
-            self._close_part()
-        self._rejects.close()
+        """Finish every pending write and close the files; the counts are final after this. A write that
+        failed on the writer thread raises here (or in a later `write`), not where its batch was handed over."""
+        try:
+            self._behind.drain()
+        finally:
+            self._close_files()
 
     def abort(self) -> None:
-        """The stage failed: stop writing (the scratch directory is discarded by the next run)."""
+        """The stage failed: stop writing and close the files (the scratch directory is discarded)."""
         try:
             self._behind.drain()
         except Exception:  # noqa: BLE001 - the stage's own error is the one worth reporting
             pass
+        try:
+            self._close_files()
+        except Exception:  # noqa: BLE001 - same
+            pass
+
+    def _close_files(self) -> None:
+        files, self._part, self._rejects = [self._part, self._rejects], None, None
+        self._part_rows = 0
+        for f in files:
+            if f is not None:
+                f.close()
 
 
 def report_dict(report: NodeReport) -> dict:

@@ -147,6 +147,9 @@ def test_stage_command_errors_are_one_line_not_tracebacks(cli, workdir):
         result = cli.invoke(main, ["stage", *args, "-o", "out.jsonl"])
         assert result.exit_code == 1, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+    (workdir / "outdir").mkdir()
+    result = cli.invoke(main, ["stage", "t_upper", "in.jsonl", "-o", "outdir"])
+    assert result.exit_code == 1 and "is a directory" in result.output and not any((workdir / "outdir").iterdir())
 
 
 def test_config_error_exits_nonzero_naming_node_and_key(cli, workdir):

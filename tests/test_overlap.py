@@ -50,6 +50,21 @@ def test_a_consumer_that_stops_early_leaves_no_thread_behind():
     assert threading.active_count() == before
 
 
+def test_a_consumer_that_stops_early_closes_the_source_generator():
+    closed = threading.Event()
+
+    def items():
+        try:
+            yield from range(1000)
+        finally:  # a reader's `with open(...)` exits here
+            closed.set()
+
+    stream = prefetch(items(), depth=2)
+    assert next(stream) == 0
+    stream.close()
+    assert closed.is_set()  # by the time close() returns, not whenever the generator is collected
+
+
 def test_behind_runs_calls_in_order_on_another_thread():
     out, main = [], threading.get_ident()
     behind = Behind(depth=2)
