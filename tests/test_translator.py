@@ -163,3 +163,35 @@ def test_direction_dir_picks_a_direction_of_a_pair(tmp_path):
         direction_dir(str(tmp_path), "zh", "fr")
     with pytest.raises(ValueError, match="several translate"):
         direction_dir(str(tmp_path), None, None)
+
+
+def test_the_step_budget_is_kept_when_the_pace_fits_and_cut_once_when_it_does_not():
+    from dataprep.models.translator import steps_within
+    assert steps_within(total=400, done=20, seconds=10.0, budget=200.0) == 400  # 0.5 s a step: 200 s, fits
+    assert steps_within(total=400, done=20, seconds=20.0, budget=200.0) == 200  # 1 s a step: cut to 200
+    assert steps_within(total=400, done=20, seconds=400.0, budget=200.0) == 21  # never below what is done
+
+
+def test_weights_do_not_depend_on_a_busy_machine_within_the_time_budget(tmp_path, monkeypatch):
+    """A machine busy early in training that still fits the time budget must not change the schedule: the
+    learning rate once followed the clock whenever the elapsed share ran ahead of the step share."""
+    import torch
+    from safetensors.torch import load_file
+
+    import dataprep.models.translator as tr
+    params = TranslatorParams(**{**TINY, "max_steps": 30, "max_seconds": 1e6})  # 5e5 s a direction
+    table = pa.table({"id": ["p1", "p2"], "src": ["这个房间很好。", "这个电池很差。"],
+                      "tgt": ["The room is very good.", "The battery is very bad."],
+                      "src_lang": ["zh", "zh"], "tgt_lang": ["en", "en"]}, schema=PARALLEL)
+
+    def weights(out: Path) -> dict:
+        train_translator.impl(lambda: iter([table]), params, out)
+        return load_file(out / "zh-en" / "model.safetensors")
+
+    quiet = weights(tmp_path / "quiet")
+    # 10,000 s per clock read at first (the elapsed share runs ahead of the step share), then 1 s: in all
+    # ~200,000 s, well inside the budget.
+    clock = itertools.chain((i * 10_000.0 for i in range(20)), itertools.count(200_000.0, 1.0))
+    monkeypatch.setattr(tr.time, "monotonic", lambda: next(clock))
+    busy = weights(tmp_path / "busy")
+    assert quiet.keys() == busy.keys() and all(torch.equal(quiet[k], busy[k]) for k in quiet)

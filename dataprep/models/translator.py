@@ -43,8 +43,8 @@ class TranslatorParams:
     label_smoothing: float = param(0.1, "label smoothing of the cross-entropy (0 turns it off)")
     epochs: int = param(10, "passes over the data per direction, unless max_steps or max_seconds stop it first")
     max_steps: int = param(420, "step budget per direction (420 x 64 pairs: ~80 s on 2 laptop cores)")
-    max_seconds: float = param(240.0, "time budget for both directions together (half each); on a slower "
-                               "machine the schedule is compressed to fit and the models are saved", knob=True)
+    max_seconds: float = param(240.0, "time budget for both directions together (half each); when the pace of "
+                               "the first steps would overrun it, the step budget is cut once to fit", knob=True)
     seed: int = param(13, "initialisation and shuffling seed")
 
     def __post_init__(self):
@@ -54,7 +54,7 @@ class TranslatorParams:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
-@stage("train_translator", version=1, kind="build", params=TranslatorParams, consumes=("parallel",),
+@stage("train_translator", version=2, kind="build", params=TranslatorParams, consumes=("parallel",),
        produces="model")
 def train_translator(batches: Callable[[], Iterator[pa.Table]], p: TranslatorParams, out_dir: Path) -> dict:
     """Train one joint sentencepiece tokenizer on both sides of the pairs (`joint_tokenizer`), then two
@@ -177,11 +177,8 @@ def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: Tr
     model.train()
     while step < total and time.monotonic() - started < budget:
         for idx in _length_grouped(torch.randperm(len(src), generator=gen).tolist(), src, p.batch_size):
-            # Cosine decay over the step budget or, on a machine too slow for it, over the time budget, so
-            # that the schedule ends (low rate, settled weights) whichever budget runs out first.
-            done = max(step / total, (time.monotonic() - started) / budget)
-            for group in opt.param_groups:
-                group["lr"] = p.lr * min((step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, done))))
+            for group in opt.param_groups:  # linear warmup, then cosine decay over the step budget
+                group["lr"] = p.lr * min((step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, step / total))))
             x, x_mask = pad([src[i] for i in idx], pad_id)
             labels, _ = pad([tgt[i][1:] for i in idx], -100)  # the decoder predicts what follows <s>
             dec_in, _ = pad([tgt[i][:-1] for i in idx], pad_id)  # ... from <s> and the tokens before
@@ -192,10 +189,23 @@ def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: Tr
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(), opt.zero_grad(set_to_none=True)
             step, loss = step + 1, out.item()
+            if step == PACE_STEPS:
+                total = steps_within(total, step, time.monotonic() - started, budget)
             if step >= total or time.monotonic() - started >= budget:
                 break
     model.eval()
     return step, loss
+
+
+PACE_STEPS = 20  # steps timed before deciding whether the step budget fits the time budget
+
+
+def steps_within(total: int, done: int, seconds: float, budget: float) -> int:
+    """The step budget, cut once when the pace of the first `done` steps would overrun the time budget, so that
+    the schedule still ends at a low rate. The schedule follows steps, not the clock: a machine fast enough
+    keeps `total`, and its weights depend on the data and the seed alone, not on how busy the machine was."""
+    pace = seconds / done
+    return total if pace * total <= budget else max(done + 1, int(budget / pace))
 
 
 def _length_grouped(order: list[int], src: list[list[int]], batch_size: int, window: int = 50) -> Iterator[list[int]]:
