@@ -24,7 +24,8 @@ ADJECTIVES = [("好", "good"), ("差", "bad"), ("贵", "expensive"), ("干净", 
 # Small enough to learn these pairs in seconds, with every seed tried (0.01-0.03 loss; at 140 steps, or with
 # d_model 64, some seeds still confuse adjectives).
 TINY = {"vocab_size": 400, "d_model": 96, "layers": 2, "heads": 4, "ffn_dim": 192, "dropout": 0.0,
-        "batch_size": 16, "lr": 3e-3, "warmup": 0.05, "label_smoothing": 0.0, "epochs": 1000, "max_steps": 200}
+        "batch_size": 16, "lr": 3e-3, "warmup": 0.05, "label_smoothing": 0.0, "epochs": 1000, "max_steps": 200,
+        "max_seconds": 3600.0}  # the step budget, never the clock, ends these runs, however busy the machine
 
 
 def pairs() -> list[tuple[str, str]]:
@@ -167,9 +168,9 @@ def test_direction_dir_picks_a_direction_of_a_pair(tmp_path):
 
 def test_the_step_budget_is_kept_when_the_pace_fits_and_cut_once_when_it_does_not():
     from dataprep.models.translator import steps_within
-    assert steps_within(total=400, done=20, seconds=10.0, budget=200.0) == 400  # 0.5 s a step: 200 s, fits
-    assert steps_within(total=400, done=20, seconds=20.0, budget=200.0) == 200  # 1 s a step: cut to 200
-    assert steps_within(total=400, done=20, seconds=400.0, budget=200.0) == 21  # never below what is done
+    assert steps_within(total=400, done=21, elapsed=12.0, budget=200.0, pace=0.45) == 400  # 12 + 379 x 0.45 s
+    assert steps_within(total=400, done=21, elapsed=21.0, budget=200.0, pace=1.0) == 200  # 179 more at 1 s
+    assert steps_within(total=400, done=21, elapsed=400.0, budget=200.0, pace=1.0) == 22  # never below done
 
 
 def test_weights_do_not_depend_on_a_busy_machine_within_the_time_budget(tmp_path, monkeypatch):

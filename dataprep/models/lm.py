@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,15 +57,31 @@ def pretrain_lm(batches: Callable[[], Iterator[pa.Table]], p: LmParams, out_dir:
                         n_head=p.n_head, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                         pad_token_id=tok.pad_token_id)
     model = GPT2LMHeadModel(config).to(device())
-    steps, loss = _train(model, ids, tok.pad_token_id, p)
+    steps, planned, loss = _train(model, ids, tok.pad_token_id, p)
     with quiet_transformers():
         model.save_pretrained(str(out_dir))
         tok.save_pretrained(str(out_dir))
-    return {"sequences": len(ids), "steps": steps, "params": model.num_parameters(),
-            "final_loss_x1000": round(loss * 1000)}
+    return {"sequences": len(ids), "params": model.num_parameters(), **loss_note("", loss),
+            **budget_notes("pretrain_lm", "", steps, planned, p.max_seconds)}
 
 
-def _train(model, ids: list[list[int]], pad_id: int, p: LmParams) -> tuple[int, float]:
+def loss_note(prefix: str, loss: float) -> dict[str, int]:
+    """The last training loss (x1000, notes are integers); none when no step ran."""
+    return {f"{prefix}final_loss_x1000": round(loss * 1000)} if math.isfinite(loss) else {}
+
+
+def budget_notes(stage: str, prefix: str, steps: int, planned: int, max_seconds: float) -> dict[str, int]:
+    """`steps` and `planned_steps` for the ledger's notes, and a warning when the time budget, not the step
+    budget, ended training: such a model depends on how fast (and how busy) the machine was."""
+    if steps < planned:
+        warnings.warn(f"{stage}: max_seconds={max_seconds:g} stopped {prefix or 'training'} at step {steps} of "
+                      f"{planned}; the model depends on this machine's speed. Raise max_seconds (or lower "
+                      f"max_steps) for a run that reproduces.", stacklevel=2)
+    return {f"{prefix}steps": steps, f"{prefix}planned_steps": planned}
+
+
+def _train(model, ids: list[list[int]], pad_id: int, p: LmParams) -> tuple[int, int, float]:
+    """(steps taken, steps planned, last loss)."""
     import torch
 
     total = min(p.max_steps, p.epochs * math.ceil(len(ids) / p.batch_size))
@@ -85,7 +102,7 @@ def _train(model, ids: list[list[int]], pad_id: int, p: LmParams) -> tuple[int, 
             if step >= total or time.monotonic() - started >= p.max_seconds:
                 break
     model.eval()
-    return step, loss
+    return step, total, loss
 
 
 def pad(seqs: list[list[int]], pad_id: int):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dataprep.models.lm import pad
+from dataprep.models.lm import budget_notes, loss_note, pad
 from dataprep.models.load import device, quiet_transformers
 from dataprep.models.tokenizer import to_fast_tokenizer
 from dataprep.registry import param, stage
@@ -70,11 +70,12 @@ def train_translator(batches: Callable[[], Iterator[pa.Table]], p: TranslatorPar
     notes = {"pairs": len(src), "vocab_size": len(tok)}
     for a, b, x, y in ((src_lang, tgt_lang, src_ids, tgt_ids), (tgt_lang, src_lang, tgt_ids, src_ids)):
         model = new_model(tok, p)
-        steps, loss = _train(model, x, y, tok.pad_token_id, p)
+        steps, planned, loss = _train(model, x, y, tok.pad_token_id, p)
         with quiet_transformers():
             model.save_pretrained(str(out_dir / f"{a}-{b}"))
             tok.save_pretrained(str(out_dir / f"{a}-{b}"))
-        notes |= {f"{a}-{b}_steps": steps, f"{a}-{b}_final_loss_x1000": round(loss * 1000)}
+        notes |= loss_note(f"{a}-{b}_", loss) | budget_notes("train_translator", f"{a}-{b}_", steps, planned,
+                                                             p.max_seconds / 2)
     return notes | {"params_per_model": model.num_parameters()}
 
 
@@ -167,10 +168,11 @@ def new_model(tok, p: TranslatorParams):
 
 
 def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: TranslatorParams
-           ) -> tuple[int, float]:
+           ) -> tuple[int, int, float]:
+    """(steps taken, steps planned, last loss)."""
     import torch
 
-    total = min(p.max_steps, p.epochs * math.ceil(len(src) / p.batch_size))
+    total = planned = min(p.max_steps, p.epochs * math.ceil(len(src) / p.batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01, fused=True)  # one kernel, not ~100
     warmup, budget = max(1, round(total * p.warmup)), p.max_seconds / 2
     gen, started, step, loss = torch.Generator().manual_seed(p.seed), time.monotonic(), 0, float("nan")
@@ -189,23 +191,28 @@ def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: Tr
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(), opt.zero_grad(set_to_none=True)
             step, loss = step + 1, out.item()
-            if step == PACE_STEPS:
-                total = steps_within(total, step, time.monotonic() - started, budget)
+            if step == 1:  # the first step pays for warm-up allocations: the pace is timed after it
+                paced_from = time.monotonic()
+            elif step == 1 + PACE_STEPS:
+                now = time.monotonic()
+                total = steps_within(total, step, now - started, budget, (now - paced_from) / PACE_STEPS)
             if step >= total or time.monotonic() - started >= budget:
                 break
     model.eval()
-    return step, loss
+    return step, planned, loss
 
 
 PACE_STEPS = 20  # steps timed before deciding whether the step budget fits the time budget
 
 
-def steps_within(total: int, done: int, seconds: float, budget: float) -> int:
-    """The step budget, cut once when the pace of the first `done` steps would overrun the time budget, so that
-    the schedule still ends at a low rate. The schedule follows steps, not the clock: a machine fast enough
-    keeps `total`, and its weights depend on the data and the seed alone, not on how busy the machine was."""
-    pace = seconds / done
-    return total if pace * total <= budget else max(done + 1, int(budget / pace))
+def steps_within(total: int, done: int, elapsed: float, budget: float, pace: float) -> int:
+    """The step budget, cut once when `done` steps in `elapsed` seconds at `pace` seconds a step would overrun
+    the time budget, so that the schedule still ends at a low rate. The schedule follows steps, not the
+    clock: a machine fast enough keeps `total`, and its weights depend on the data and the seed alone, not
+    on how busy the machine was."""
+    if elapsed + pace * (total - done) <= budget:
+        return total
+    return max(done + 1, done + int((budget - elapsed) / pace))
 
 
 def _length_grouped(order: list[int], src: list[list[int]], batch_size: int, window: int = 50) -> Iterator[list[int]]:
