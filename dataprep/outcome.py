@@ -61,11 +61,37 @@ class Outcome:
 
 def rejects(rows: pa.Table, reasons: Sequence[str] | pa.Array) -> pa.Table:
     """Reject rows of a table: keep their id, the reason, and the whole row as JSON (nothing is lost)."""
-    records = [orjson.dumps(r, default=str) for r in rows.to_pylist()]  # ~10x json.dumps; UTF-8 bytes
     ids = rows.column("id") if "id" in rows.column_names else pa.nulls(rows.num_rows, pa.string())
     return pa.table([ids.cast(pa.string()), pa.array(reasons, pa.string()) if not isinstance(
-        reasons, (pa.Array, pa.ChunkedArray)) else reasons.cast(pa.string()), pa.array(records, pa.string())],
+        reasons, (pa.Array, pa.ChunkedArray)) else reasons.cast(pa.string()), rows_as_json(rows)],
         schema=REJECTS)
+
+
+def rows_as_json(rows: pa.Table) -> pa.Array:
+    """Each row as one compact JSON object, byte for byte what orjson writes for `rows.to_pylist()`. A table
+    of string columns (every record contract) is escaped and joined by Arrow compute, ~2x faster; rows with a
+    control character, and tables with other column types, go through orjson."""
+    if not all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in rows.schema.types):
+        return _orjson_rows(rows)
+    pieces, needs_orjson = [], pa.repeat(False, rows.num_rows)
+    for i, name in enumerate(rows.column_names):
+        col = rows.column(i).cast(pa.string())  # large_string too: the kernels need one string type
+        needs_orjson = pc.or_(needs_orjson, pc.fill_null(pc.match_substring_regex(col, r"[\x00-\x1f]"), False))
+        escaped = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
+        pieces += [("{" if i == 0 else ",") + orjson.dumps(name).decode() + ":",
+                   pc.fill_null(pc.binary_join_element_wise('"', escaped, '"', ""), "null")]
+    joined = _array(pc.binary_join_element_wise(*pieces, "}", "") if pieces else pa.repeat("{}", rows.num_rows))
+    if not pc.any(needs_orjson).as_py():
+        return joined
+    return pc.replace_with_mask(joined, _array(needs_orjson), _orjson_rows(rows.filter(needs_orjson)))
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _orjson_rows(rows: pa.Table) -> pa.Array:
+    return pa.array([orjson.dumps(r, default=str) for r in rows.to_pylist()], pa.string())  # UTF-8 bytes
 
 
 def reject_records(items: list[tuple[str, str, str]]) -> pa.Table:
