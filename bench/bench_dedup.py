@@ -9,15 +9,11 @@ times, and each keeps its best time, so a noisy neighbour on a small machine slo
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from run import Result
+from run import Result, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS, DUP_SHARE = 1_000_000, 0.10
@@ -74,14 +70,8 @@ def _result(name: str, ours: dict, base: dict, how: str) -> Result:
 
 def measure(args: list[str]) -> dict:
     """Wall time and peak RSS of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if status != 0:
-        raise RuntimeError(f"{args[0][:40]!r} failed: {proc.stderr.read().decode()[-2000:]}")
-    return {"s": seconds, "rss_mb": usage.ru_maxrss / 1024}
+    child = run_python(["-c", *args], ROOT)
+    return {"s": child.seconds, "rss_mb": child.rss_mb}
 
 
 def corpus(path: Path = ROOT / "bench" / "out" / "dedup_1m.jsonl") -> Path:

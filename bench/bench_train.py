@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,13 +35,9 @@ def _result(ours: dict, base: dict, name: str):
 
 
 def measure(mode: str) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, mode], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    out, err = proc.stdout.read(), proc.stderr.read()
-    if status != 0:
-        raise RuntimeError(f"bench_train {mode} failed:\n{err[-3000:]}")
-    return {**json.loads(out.strip().splitlines()[-1]), "rss_mb": usage.ru_maxrss / 1024}
+    from run import run_python
+    child = run_python([__file__, mode], ROOT)
+    return {**json.loads(child.stdout.strip().splitlines()[-1]), "rss_mb": child.rss_mb}
 
 
 def inputs():

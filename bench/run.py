@@ -10,6 +10,7 @@ import datetime
 import importlib
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +36,38 @@ class Result:
         if not self.ours or not self.baseline:
             return float("nan")
         return self.ours / self.baseline if self.higher_is_better else self.baseline / self.ours
+
+
+# A child's own peak RSS, read from /proc/self/status at its exit. Not wait4's ru_maxrss: Linux carries the
+# parent's high-water mark across fork and exec into it, so every child of a bench process that has loaded
+# torch would report at least the parent's size.
+_PEAK_RSS = ("import atexit as _atexit, sys as _sys\n_atexit.register(lambda: print('peak_rss_kb', next("
+             "line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')), "
+             "file=_sys.stderr))\n")
+
+
+@dataclass
+class Child:
+    seconds: float
+    rss_mb: float
+    stdout: str
+
+
+def run_python(args: list[str], cwd: Path) -> Child:
+    """Run `python -c CODE ARG...` (args = ["-c", CODE, ...]) or `python SCRIPT ARG...` in a fresh process;
+    its wall time, its own peak RSS and its stdout. Raises with the end of its stderr when it fails."""
+    if args[0] == "-c":
+        argv = [sys.executable, "-c", _PEAK_RSS + args[1], *args[2:]]
+    else:
+        run_script = f"import runpy, sys\nsys.argv = {args!r}\nrunpy.run_path({args[0]!r}, run_name='__main__')"
+        argv = [sys.executable, "-c", _PEAK_RSS + run_script]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0][:60]!r} failed:\n{proc.stderr[-3000:]}")
+    peak = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("peak_rss_kb ")]
+    return Child(seconds, int(peak[-1]) / 1024, proc.stdout)
 
 
 def machine() -> list[str]:
