@@ -36,10 +36,9 @@ def run_stage_on_file(name: str, input_path: str, output: str, params: dict, rea
     nodes = {"input": {"uses": reader, "with": {**read_defaults, "path": input_path, **read_params}}}
     if stages[name].kind != "source":  # a reader named as the stage just converts formats
         nodes["output"] = {"uses": name, "input": "input", "with": params}
-    last = list(nodes)[-1]
-    formats = {name: "arrow" for name in nodes}
+    formats = dict.fromkeys(nodes, "arrow")
     if Path(output).suffix.lower() == ".parquet":
-        formats[last] = "parquet"
+        formats[list(nodes)[-1]] = "parquet"
     with tempfile.TemporaryDirectory(prefix="dataprep-stage-") as cache:
         runner = Runner(parse_pipeline({"name": "batch", "nodes": nodes}), cache, part_formats=formats)
         reports = runner.run()
@@ -79,7 +78,7 @@ def train_on_file(input_path: str, output: str, params: dict, read_params: dict,
         head = "splits"
     nodes["adapter"] = {"uses": "train_lora", "input": head, "with": params}
     runner = Runner(parse_pipeline({"name": f"train-{Path(input_path).stem}", "nodes": nodes}), cache_dir)
-    work = runner.cache("adapter").base / f"{runner.keys['adapter']}.work"
+    work = runner.cache("adapter").work_dir
     if work.exists() and not resume:
         shutil.rmtree(work)
     runner.run()

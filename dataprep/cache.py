@@ -68,6 +68,12 @@ class NodeCache:
         self.dir = self.base / key
 
     @property
+    def work_dir(self) -> Path:
+        """Where a build node keeps checkpoints: beside the entry, outside the scratch directory a rerun wipes,
+        so an interrupted build (a long training run) continues; same key, same config, safe to resume."""
+        return self.base / f"{self.key}.work"
+
+    @property
     def committed(self) -> bool:
         return (self.dir / MANIFEST).is_file()
 

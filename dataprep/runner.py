@@ -11,6 +11,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -124,11 +125,11 @@ class Runner:
             "kind": node.kind, "params": key_params(node.params),
             "inputs": {i: self.keys[i] for i in node.deps}, "parts": parts, "ledger": ledger.to_dict()})
         # Only now, with the node committed, may a build's checkpoints go: a kill before this point resumes.
-        shutil.rmtree(cache.base / f"{self.keys[node.name]}.work", ignore_errors=True)
+        shutil.rmtree(cache.work_dir, ignore_errors=True)
         return NodeReport(node.name, node.stage.name, self.keys[node.name], "ran", ledger, seconds)
 
     def _stream(self, node: Node, params, scratch: Path) -> tuple[Ledger, list[str]]:
-        """Rows in, rows out: batches through the stage into parquet parts and the rejects file."""
+        """Rows in, rows out: batches through the stage into part files and the rejects file."""
         writer = PartWriter(scratch, node.kind, self.rows_per_part, self.part_formats.get(node.name, "parquet"))
         ledger = Ledger()
         try:
@@ -155,10 +156,8 @@ class Runner:
                 yield batch
 
         extra = {}
-        if "work_dir" in inspect.signature(node.stage.impl).parameters:
-            # Checkpoints live beside the cache entry, outside the scratch directory that a rerun wipes, so an
-            # interrupted build (a long training run) continues; same key, same config, safe to resume.
-            extra["work_dir"] = self.cache(node.name).base / f"{self.keys[node.name]}.work"
+        if "work_dir" in inspect.signature(node.stage.impl).parameters:  # a builder that checkpoints
+            extra["work_dir"] = self.cache(node.name).work_dir
         notes = node.stage.impl(batches, params, scratch / MODEL, **extra) or {}
         if not (scratch / MODEL).is_dir():
             raise SchemaError(f"{node.stage.name} did not write its model to {scratch / MODEL}")
@@ -290,22 +289,19 @@ class PartWriter:
             self._close_files()
 
     def abort(self) -> None:
-        """The stage failed: stop writing and close the files (the scratch directory is discarded)."""
-        try:
+        """The stage failed: stop writing and close the files (the scratch directory is discarded). The
+        stage's own error is the one worth reporting, so failures here are swallowed."""
+        with suppress(Exception):
             self._behind.drain()
-        except Exception:  # noqa: BLE001 - the stage's own error is the one worth reporting
-            pass
-        try:
+        with suppress(Exception):
             self._close_files()
-        except Exception:  # noqa: BLE001 - same
-            pass
 
     def _close_files(self) -> None:
-        files, self._part, self._rejects = [self._part, self._rejects], None, None
-        self._part_rows = 0
-        for f in files:
-            if f is not None:
-                f.close()
+        try:
+            if self._part is not None:
+                self._close_part()
+        finally:
+            self._rejects.close()
 
 
 def report_dict(report: NodeReport) -> dict:

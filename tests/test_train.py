@@ -111,14 +111,13 @@ def test_an_interrupted_run_resumes_to_the_same_weights(base_model, tmp_path):
 
 
 def test_training_beats_the_majority_baseline_and_writes_metrics(base_model, tmp_path):
-    _, _, notes = train(params(base_model, epochs=6), Data.from_tables([cls_rows(300)], "auto"), tmp_path / "o")
+    train(params(base_model, epochs=6), Data.from_tables([cls_rows(300)], "auto"), tmp_path / "o")
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["split"] == "test"
     assert metrics["accuracy"] > metrics["majority_baseline"]["accuracy"]
     assert set(metrics["per_class"]) == {"neg", "pos"} and "confusion" in metrics
     assert metrics["latency_ms_batch1"] > 0 and metrics["latency_ms_batch32"] > 0
     assert metrics["process_peak_rss_mb"] > 0
-    assert notes["steps"] == metrics["train"]["steps"]
 
 
 def test_token_classification_labels_the_first_piece_of_each_word(base_model, tmp_path):
@@ -137,6 +136,20 @@ def test_token_classification_labels_the_first_piece_of_each_word(base_model, tm
     assert {"precision", "recall", "f1", "per_type"} <= set(metrics)
     assert json.loads((tmp_path / "ner" / "label_map.json").read_text()) == {
         "task": "token_cls", "labels": ["B-LOC", "I-LOC", "O"]}
+
+
+def test_token_targets_sit_on_the_first_piece_of_each_word_only(base_model):
+    from dataprep.models.load import load_tokenizer
+    from dataprep.train.lora import encode
+    tok = load_tokenizer(str(base_model))
+    words = ["北京欢迎你", "好", "上海"]  # unseen characters fall back to bytes: several pieces per word
+    data = Data("token_cls", {"train": [words]}, {"train": [["B-LOC", "O", "B-LOC"]]}, ["B-LOC", "O"])
+    [(ids, target)] = encode(tok, data, "train", 64)
+    word_ids = tok([words], is_split_into_words=True, truncation=True, max_length=64).word_ids(0)
+    firsts = [word_ids.index(w) for w in range(3)]
+    assert word_ids.count(0) > 1 and word_ids.count(2) > 1  # the case under test: words of several pieces
+    assert [target[k] for k in firsts] == [0, 1, 0]
+    assert all(t == -100 for k, t in enumerate(target) if k not in firsts) and len(target) == len(ids)
 
 
 def test_causal_lm_reports_perplexity(base_model, tmp_path):

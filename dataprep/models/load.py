@@ -28,15 +28,19 @@ def load_tokenizer(ref: str):
     return _offline_hint(ref, AutoTokenizer.from_pretrained)
 
 
+def load_model(ref: str, auto_class, **kwargs):
+    """Any transformers Auto* class (a task head, a causal LM, a seq2seq model) from a directory or hub id."""
+    return _offline_hint(ref, lambda r: auto_class.from_pretrained(r, **kwargs))
+
+
 def load_causal_lm(ref: str):
     from transformers import AutoModelForCausalLM
-    model = _offline_hint(ref, AutoModelForCausalLM.from_pretrained)
-    return model.eval()
+    return load_model(ref, AutoModelForCausalLM).eval()
 
 
 def load_seq2seq(ref: str):
     from transformers import AutoModelForSeq2SeqLM
-    return _offline_hint(ref, AutoModelForSeq2SeqLM.from_pretrained).eval()
+    return load_model(ref, AutoModelForSeq2SeqLM).eval()
 
 
 def _offline_hint(ref: str, loader):

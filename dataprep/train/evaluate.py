@@ -13,17 +13,15 @@ from dataprep.stages.bio import Span, spans
 
 def classification(gold: list[str], pred: list[str], labels: list[str]) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix, and the majority baseline."""
-    per_class = {}
-    for label in labels:
-        tp = sum(g == p == label for g, p in zip(gold, pred))
-        per_class[label] = _prf(tp, sum(p == label for p in pred), sum(g == label for g in gold))
-    majority, count = Counter(gold).most_common(1)[0] if gold else ("", 0)
+    pairs = Counter(zip(gold, pred))  # one pass; everything below is read from these counts
+    gold_n, pred_n = Counter(gold), Counter(pred)
+    per_class = {label: _prf(pairs[label, label], pred_n[label], gold_n[label]) for label in labels}
+    majority, count = gold_n.most_common(1)[0] if gold else ("", 0)
     return {
-        "accuracy": _ratio(sum(g == p for g, p in zip(gold, pred)), len(gold)),
+        "accuracy": _ratio(sum(n for (g, p), n in pairs.items() if g == p), len(gold)),
         "macro_f1": sum(c["f1"] for c in per_class.values()) / len(labels) if labels else 0.0,
         "per_class": per_class,
-        "confusion": {g: {p: sum(1 for a, b in zip(gold, pred) if a == g and b == p) for p in labels}
-                      for g in labels},  # rows: gold label, columns: predicted
+        "confusion": {g: {p: pairs[g, p] for p in labels} for g in labels},  # rows: gold, columns: predicted
         "majority_baseline": {"label": majority, "accuracy": _ratio(count, len(gold))},
         "n": len(gold),
     }

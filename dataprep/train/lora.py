@@ -17,13 +17,14 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
 
-from dataprep.models.load import device, load_tokenizer, max_positions, quiet_transformers, texts_of
+from dataprep.models.lm import pad
+from dataprep.models.load import device, load_model, load_tokenizer, max_positions, texts_of
 from dataprep.registry import param, stage
 from dataprep.train import evaluate as E
 
@@ -116,6 +117,10 @@ class Data:
     targets: dict[str, list]               # split -> labels (or tag lists); empty for causal_lm
     labels: list[str]                      # the label (or tag) vocabulary, sorted; empty for causal_lm
 
+    @property
+    def label_ids(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
     @classmethod
     def from_tables(cls, tables: list[pa.Table], task: str) -> Data:
         table = pa.concat_tables(tables, promote_options="permissive")
@@ -152,13 +157,11 @@ def build_model(p: LoraTrainParams, data: Data):
 
     torch.manual_seed(p.seed)  # the head and the LoRA matrices are initialised from this
     tok = load_tokenizer(p.base_model)
-    label_ids = {label: i for i, label in enumerate(data.labels)}
     head = {"seq_cls": AutoModelForSequenceClassification, "token_cls": AutoModelForTokenClassification,
             "causal_lm": AutoModelForCausalLM}[data.task]
     kwargs = {} if data.task == "causal_lm" else {
-        "num_labels": len(data.labels), "id2label": dict(enumerate(data.labels)), "label2id": label_ids}
-    with quiet_transformers():  # "some weights are newly initialized": yes, the head is new
-        model = head.from_pretrained(p.base_model, **kwargs)
+        "num_labels": len(data.labels), "id2label": dict(enumerate(data.labels)), "label2id": data.label_ids}
+    model = load_model(p.base_model, head, **kwargs)  # quiet: "some weights are newly initialized" is the head
     if tok.pad_token is None:  # GPT-style models ship without one; padding must never be a real token
         if tok.eos_token is not None:
             tok.pad_token = tok.eos_token
@@ -183,7 +186,7 @@ def encode(tok, data: Data, split: str, max_len: int) -> list[tuple[list[int], l
     """(input ids, target) per example: a label id (seq_cls), one label per token with -100 on tokens that
     do not start a word (token_cls), or the ids themselves (causal_lm)."""
     xs, ys = data.inputs.get(split, []), data.targets.get(split, [])
-    label_ids = {label: i for i, label in enumerate(data.labels)}
+    label_ids = data.label_ids
     if data.task == "token_cls":
         enc = tok(xs, is_split_into_words=True, truncation=True, max_length=max_len)
         out = []
@@ -216,20 +219,16 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> l
 
 
 def collate(examples: list[tuple[list[int], list[int] | int]], pad_id: int, task: str):
-    """Right-pad to the longest example of the batch (dynamic padding)."""
+    """Right-pad to the longest example of the batch (dynamic padding); loss only on real tokens."""
     import torch
-    width = max(len(x) for x, _ in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    labels = (torch.tensor([y for _, y in examples]) if task == "seq_cls"
-              else torch.full((len(examples), width), -100, dtype=torch.long))
-    for i, (x, y) in enumerate(examples):
-        ids[i, :len(x)], mask[i, :len(x)] = torch.tensor(x), 1
-        if task != "seq_cls":
-            labels[i, :len(y)] = torch.tensor(y)
-    if task == "causal_lm":
-        labels[mask == 0] = -100  # loss on real tokens only
-    return {"input_ids": ids.to(device()), "attention_mask": mask.to(device()), "labels": labels.to(device())}
+    ids, mask = pad([x for x, _ in examples], pad_id)
+    if task == "seq_cls":
+        labels = torch.tensor([y for _, y in examples], device=ids.device)
+    elif task == "token_cls":
+        labels, _ = pad([y for _, y in examples], -100)
+    else:  # causal_lm: the ids themselves, padding excluded
+        labels = ids.masked_fill(mask == 0, -100)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 # ------------------------------------------------------------------------------------------------------ loop
@@ -244,11 +243,9 @@ def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | Non
     import torch
 
     model, tok = build_model(p, data)
-    with warnings.catch_warnings():  # the same params again: their range warnings were already given
-        warnings.simplefilter("ignore")
-        p = replace(p, max_len=max_positions(model.config, p.max_len))
-    train_set = encode(tok, data, "train", p.max_len)
-    eval_set = encode(tok, data, data.eval_split(), p.max_len)
+    max_len = max_positions(model.config, p.max_len)
+    train_set = encode(tok, data, "train", max_len)
+    eval_set = encode(tok, data, data.eval_split(), max_len)
     batches_per_epoch = math.ceil(len(train_set) / p.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / p.grad_accum)
     total = p.max_steps or p.epochs * steps_per_epoch
@@ -296,7 +293,7 @@ def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | Non
     seconds = time.monotonic() - started
     if checkpoints and (checkpoints / "best").is_dir():
         _load_adapter(checkpoints / "best", model)  # the selected model, not merely the last one
-    return model, tok, _finish(model, tok, data, p, out_dir, state, seconds, tokens_seen)
+    return model, tok, _finish(model, tok, data, p, max_len, out_dir, state, seconds, tokens_seen)
 
 
 def _schedule(opt, p: LoraTrainParams, total: int):
@@ -361,10 +358,10 @@ def evaluate(model, tok, data: Data, examples, batch_size: int) -> dict:
                 gold += [y for _, y in chunk]
                 pred += guess.tolist()
             else:
-                for row, (_, y) in enumerate(chunk):
+                for (_, y), guessed in zip(chunk, guess.tolist()):  # one device read a batch, not a token
                     keep = [k for k, t in enumerate(y) if t != -100]
                     gold.append([data.labels[y[k]] for k in keep])
-                    pred.append([data.labels[int(guess[row, k])] for k in keep])
+                    pred.append([data.labels[guessed[k]] for k in keep])
     if data.task == "causal_lm":
         return {"perplexity": E.perplexity(nll, tokens), "tokens": tokens}
     if data.task == "token_cls":
@@ -391,11 +388,11 @@ def inference_cost(model, tok, data: Data, split: str, max_len: int) -> dict:
 
 # ------------------------------------------------------------------------------------------------------ save
 
-def _finish(model, tok, data: Data, p: LoraTrainParams, out_dir: Path, state: dict, seconds: float,
-            tokens_seen: int) -> dict:
+def _finish(model, tok, data: Data, p: LoraTrainParams, max_len: int, out_dir: Path, state: dict,
+            seconds: float, tokens_seen: int) -> dict:
     split = "test" if data.inputs.get("test") else data.eval_split()
-    metrics = {"split": split, **evaluate(model, tok, data, encode(tok, data, split, p.max_len), p.batch_size),
-               **inference_cost(model, tok, data, split, p.max_len),
+    metrics = {"split": split, **evaluate(model, tok, data, encode(tok, data, split, max_len), p.batch_size),
+               **inference_cost(model, tok, data, split, max_len),
                "train": {"steps": state["step"], "epochs_completed": state["epoch"], "seconds": round(seconds, 2),
                          "tokens_per_s": round(tokens_seen / seconds, 1) if seconds else None,
                          "selection": state["history"], "examples": len(data.inputs["train"])}}
