@@ -21,7 +21,8 @@ def run() -> list[Result]:
     from dataprep.stages.ppl import PplParams, PplScore
     os.chdir(ROOT)
     runner = Runner(load_pipeline(ROOT / "pipelines" / "zh_reviews.yaml"))
-    runner.run(until="lm"), runner.run(until="unique")
+    runner.run(until="lm")
+    runner.run(until="unique")
     texts = runner.output("unique").column("text").to_pylist()
     scorer = PplScore.impl(PplParams(model=str(runner.model_dir("lm"))))
     tokens = sum(len(scorer._ids(t)) - 1 for t in texts)  # predicted tokens

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 
-from test_translator import TINY, pairs, tiny_translator, translator_nodes  # noqa: E402
+from test_translator import pairs, tiny_translator, translator_nodes  # noqa: E402
 from testkit import cls_table, write_jsonl  # noqa: E402
 
 from dataprep.dag import parse_pipeline  # noqa: E402
@@ -101,13 +101,14 @@ def test_beam_variants_are_the_n_best_pivots(mt):
 def test_filters():
     p = BacktranslateParams(forward="m", min_ratio=0.5, max_ratio=2.0)
     src = "The room is clean."
-    assert judge(src, "  ", set(), p) == "bt_empty"
-    assert judge(src, "ＴＨＥ  room is\tclean.", set(), p) == "bt_identical"  # NFKC, case, whitespace folded
-    assert judge(src, "Clean.", set(), p) == "bt_length_ratio"
-    assert judge(src, "The room is clean and the bed is soft and the view is great.", set(), p) == "bt_length_ratio"
+    assert judge(src, fold(src), "  ", set(), p) == "bt_empty"
+    assert judge(src, fold(src), "ＴＨＥ  room is\tclean.", set(), p) == "bt_identical"  # NFKC, case, whitespace folded
+    assert judge(src, fold(src), "Clean.", set(), p) == "bt_length_ratio"
+    long = "The room is clean and the bed is soft and the view is great."
+    assert judge(src, fold(src), long, set(), p) == "bt_length_ratio"
     seen = {fold(src)}
-    assert judge(src, "The room was clean.", seen, p) is None
-    assert judge(src, "the room WAS clean.", seen, p) == "bt_duplicate"
+    assert judge(src, fold(src), "The room was clean.", seen, p) is None
+    assert judge(src, fold(src), "the room WAS clean.", seen, p) == "bt_duplicate"
 
 
 def test_rows_without_text_are_kept_and_not_translated(mt):
@@ -168,6 +169,15 @@ def test_model_refs_of_a_pair_pick_each_direction(mt):
         Backtranslate.impl(BacktranslateParams(forward=mt, pivot="fr", src_lang="zh"))
 
 
+def test_one_model_for_both_directions_is_loaded_once(mt):
+    """A multilingual model (M2M100, NLLB) given as `forward` alone serves both directions: one copy in
+    memory, two tokenizers (each direction sets its own source language)."""
+    both = Backtranslate.impl(BacktranslateParams(forward=f"{mt}/zh-en"))
+    assert both.backward.model is both.forward.model and both.backward.tok is not both.forward.tok
+    pair = Backtranslate.impl(BacktranslateParams(forward=mt))
+    assert pair.backward.model is not pair.forward.model
+
+
 def test_bio_input_is_refused_with_a_clear_message(workdir):
     write_jsonl(workdir / "ner.jsonl", [{"tokens": ["a"], "tags": ["O"]}])
     nodes = {"raw": {"uses": "read_jsonl", "with": {"path": "ner.jsonl", "kind": "bio"}},
@@ -220,4 +230,3 @@ def test_language_codes_for_multilingual_models():
         lang_codes(m2m, "zh", "fr")
     assert lang_codes(_Tok({">>zho<<": 3}), "en", "zho") == (">>zho<< ", {})  # multilingual Marian
     assert lang_codes(_Tok({"en": 3}), "zh", "en") == ("", {})  # bilingual: a piece "en" is no language code
-    assert TINY  # the translator these tests build is test_translator's

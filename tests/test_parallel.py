@@ -65,6 +65,15 @@ def test_quoting_minimal_reads_quoted_delimiters(tmp_path):
     assert kept.num_rows == 1 and rejected.column("reason").to_pylist() == ["bad_parallel_row:fields=4"]
 
 
+def test_quoting_minimal_reads_a_field_over_two_lines_and_rejects_an_unbalanced_quote(tmp_path):
+    path = write_lines(tmp_path / "p.csv", ['"第一行\n第二行。",Two lines.', '"没有结尾,No end.', "好。,Good."])
+    kept, rejected = read(path, delimiter=",", quoting="minimal", max_record_lines=2)
+    assert kept.column("id").to_pylist() == ["p.csv:1", "p.csv:4"]  # a record's id is its first line
+    assert kept.column("src").to_pylist() == ["第一行\n第二行。", "好。"]
+    assert rejected.to_pylist() == [{"id": "p.csv:3", "reason": "bad_csv_row:unbalanced_quote",
+                                     "record": '"没有结尾,No end.'}]
+
+
 def test_batches_cover_every_line_once(tmp_path):
     path = write_lines(tmp_path / "p.tsv", [f"句子{i}。\tSentence {i}." if i % 7 else "broken" for i in range(1, 101)])
     outcomes = list(read_parallel.impl(ParallelParams(path=str(path), batch_rows=10)))

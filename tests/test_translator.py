@@ -136,6 +136,9 @@ def test_one_language_pair_per_node(tmp_path):
     mixed = pa.concat_tables([parallel_table(pairs()[:5]), parallel_table(pairs()[:5], tgt_lang="fr")])
     with pytest.raises(ValueError, match="one language pair"):
         train_translator.impl(lambda: iter([mixed]), TranslatorParams(**TINY), tmp_path / "m")
+
+
+def test_a_vocabulary_too_small_for_the_characters_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="vocab_size 300 is below"):
         train_translator.impl(lambda: iter([parallel_table(pairs())]), TranslatorParams(**{**TINY, "vocab_size": 300}),
                               tmp_path / "m")

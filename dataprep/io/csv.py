@@ -49,7 +49,8 @@ def read_csv(p: CsvParams) -> Iterator[Outcome]:
     source = source_name(p.path)
     batch, bad = ClsBatch(p, source), []
     names = list(p.columns) if p.columns else None
-    for start, _end, fields, raw, reason in _records(p):
+    for start, _end, fields, raw, reason in csv_records(p.path, p.delimiter, p.quoting, p.max_record_lines,
+                                                        p.max_fields):
         rid = f"{source}:{start}"
         if reason is None and names is None:
             names = fields
@@ -69,8 +70,10 @@ def read_csv(p: CsvParams) -> Iterator[Outcome]:
     yield Outcome(batch.flush(), reject_records(bad))
 
 
-def _records(p: CsvParams) -> Iterator[tuple[int, int, list[str], str, str | None]]:
+def csv_records(path: str, delimiter: str, quoting: str, max_record_lines: int, max_fields: int | None = None
+                ) -> Iterator[tuple[int, int, list[str], str, str | None]]:
     """(first line, last line, fields, raw text, reason) per CSV record; invalid UTF-8 lines come out alone.
+    Shared by every delimited-text reader (read_csv, read_parallel).
 
     A quoted field that runs past `max_record_lines` (or the end of the file) is an unbalanced quote: only its
     first line is rejected, and parsing resumes at the line after it, so one stray quote loses one record.
@@ -78,9 +81,9 @@ def _records(p: CsvParams) -> Iterator[tuple[int, int, list[str], str, str | Non
     # Python's default limit (128 KiB a field) would crash the reader on one long line; the field size is
     # bounded by max_record_lines lines instead.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    lines = _Lines(p.path, p.max_record_lines)
-    quoting = csv.QUOTE_MINIMAL if p.quoting == "minimal" else csv.QUOTE_NONE
-    reader = csv.reader(lines, delimiter=p.delimiter, quoting=quoting, strict=False)
+    lines = _Lines(path, max_record_lines)
+    reader = csv.reader(lines, delimiter=delimiter, strict=False,
+                        quoting=csv.QUOTE_MINIMAL if quoting == "minimal" else csv.QUOTE_NONE)
     while True:
         lines.begin_record()
         try:
@@ -96,8 +99,8 @@ def _records(p: CsvParams) -> Iterator[tuple[int, int, list[str], str, str | Non
             yield start, start, [], first, "bad_csv_row:unbalanced_quote"
             lines.replay_after_first()
         elif fields:  # csv yields [] for a blank line: not a record
-            if p.max_fields and len(fields) > p.max_fields:  # unquoted: re-joining restores the text exactly
-                fields = fields[:p.max_fields - 1] + [p.delimiter.join(fields[p.max_fields - 1:])]
+            if max_fields and len(fields) > max_fields:  # unquoted: re-joining restores the text exactly
+                fields = fields[:max_fields - 1] + [delimiter.join(fields[max_fields - 1:])]
             yield lines.start, lines.lineno, fields, "\n".join(t for _, t in lines.raw), None
 
 

@@ -1,15 +1,14 @@
 """read_parallel: sentence pairs from a TSV/CSV file, one pair a line (`zh<TAB>en`), into `parallel` rows."""
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import pyarrow as pa
 
+from dataprep.io.csv import csv_records
 from dataprep.io.fields import source_name
-from dataprep.io.lines import decode, iter_lines, raw_text
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
 from dataprep.schema import PARALLEL
@@ -26,7 +25,9 @@ class ParallelParams:
     header: bool = param(False, "the first line names the columns (it is skipped)")
     quoting: Literal["none", "minimal"] = param(
         "none", "'none': quotes are ordinary characters (sentences hold quotes); 'minimal': a field may be "
-        "quoted (RFC 4180, within one line)")
+        "quoted (RFC 4180)")
+    max_record_lines: int = param(
+        20, "quoting 'minimal': a quoted field spanning more lines than this is an unbalanced quote, rejected")
     src_lang: str = param("zh", "language code of the source column")
     tgt_lang: str = param("en", "language code of the target column")
     batch_rows: int = param(50_000, "rows per batch handed to the next stage", knob=True)
@@ -41,42 +42,33 @@ class ParallelParams:
             raise ValueError(f"fields ({self.fields}) must exceed src_col and tgt_col")
 
 
-@stage("read_parallel", version=1, kind="source", params=ParallelParams, produces="parallel")
+@stage("read_parallel", version=2, kind="source", params=ParallelParams, produces="parallel")
 def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
     """Read sentence pairs, one a line, into `parallel` rows (id `<file>:<line>`, src, tgt, src_lang,
     tgt_lang). Blank lines hold no pair and are skipped; sides are kept as written (normalize them later).
 
     Drop reasons: `invalid_utf8`, `bad_parallel_row:fields=<n>` (a line with the wrong number of fields, e.g.
-    a missing tab or a stray third column), `empty_side:src` / `empty_side:tgt` (a side that is empty or
-    only whitespace; src is named when both are).
+    a missing tab or a stray third column), `bad_csv_row:unbalanced_quote` (quoting 'minimal' only),
+    `empty_side:src` / `empty_side:tgt` (a side that is empty or only whitespace; src is named when both are).
     """
     source, expected, header = source_name(p.path), p.fields, p.header
     cols, bad = {name: [] for name in ("id", "src", "tgt")}, []
-    for lineno, line in iter_lines(p.path):
-        text, rid = decode(line), f"{source}:{lineno}"
-        if text is None:
-            bad.append((rid, "invalid_utf8", raw_text(line)))
-        elif text:  # an empty line holds no pair; a line of blanks is judged like any other
-            fields = _split(text, p)
-            if header:  # the first non-blank line that decodes
-                expected, header = expected or len(fields), False
-                continue
-            reason = _check(fields, expected or max(p.src_col, p.tgt_col) + 1, p)
-            if reason:
-                bad.append((rid, reason, text))
-            else:
-                for name, value in (("id", rid), ("src", fields[p.src_col]), ("tgt", fields[p.tgt_col])):
-                    cols[name].append(value)
+    for lineno, _end, fields, raw, reason in csv_records(p.path, p.delimiter, p.quoting, p.max_record_lines):
+        rid = f"{source}:{lineno}"
+        if reason is None and header:  # the first record names the columns
+            expected, header = expected or len(fields), False
+            continue
+        reason = reason or _check(fields, expected or max(p.src_col, p.tgt_col) + 1, p)
+        if reason:
+            bad.append((rid, reason, raw))
+        else:
+            cols["id"].append(rid)
+            cols["src"].append(fields[p.src_col])
+            cols["tgt"].append(fields[p.tgt_col])
         if len(cols["id"]) + len(bad) >= p.batch_rows:
             yield _flush(cols, bad, p)
             cols, bad = {name: [] for name in cols}, []
     yield _flush(cols, bad, p)
-
-
-def _split(text: str, p: ParallelParams) -> list[str]:
-    if p.quoting == "none":
-        return text.split(p.delimiter)
-    return next(csv.reader([text], delimiter=p.delimiter, strict=False), [])
 
 
 def _check(fields: list[str], expected: int, p: ParallelParams) -> str | None:

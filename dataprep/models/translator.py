@@ -124,13 +124,7 @@ def joint_tokenizer(texts: list[str], vocab_size: int):
     total = sum(counts.values())
     scores = [sp.get_score(i) if sp.is_control(i) or sp.is_byte(i) or sp.is_unknown(i)
               else math.log(max(counts[i], 0.5) / total) for i in range(sp.get_piece_size())]
-    fast = to_fast_tokenizer(_Rescored(sp, scores))
-    # to_fast_tokenizer's decoder (Metaspace after Fuse) drops every space but the first ("Thescreenof");
-    # the sentencepiece decoding transformers' own converters use keeps them.
-    from tokenizers import decoders
-    fast.backend_tokenizer.decoder = decoders.Sequence([
-        decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
-    return fast
+    return to_fast_tokenizer(_Rescored(sp, scores))
 
 
 class _Rescored:

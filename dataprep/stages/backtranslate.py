@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from dataprep.errors import SchemaError
 from dataprep.models.lm import pad
-from dataprep.models.load import device, load_seq2seq, load_tokenizer
+from dataprep.models.load import device, load_seq2seq, load_tokenizer, max_positions
 from dataprep.models.translator import direction_dir
 from dataprep.outcome import Outcome
 from dataprep.registry import SplitScoped, param, stage
@@ -87,7 +87,9 @@ class Backtranslate:
         tgt = p.tgt_lang or p.src_lang or src
         backward, _, _ = direction_dir(p.backward or p.forward, p.pivot, tgt)
         self.forward = Seq2Seq(forward, src, p.pivot, p)
-        self.backward = Seq2Seq(backward, p.pivot, tgt, p)
+        # One multilingual model (M2M100, NLLB) serves both directions: load it once, not twice.
+        shared = self.forward.model if backward == forward else None
+        self.backward = Seq2Seq(backward, p.pivot, tgt, p, model=shared)
 
     def __call__(self, table: pa.Table) -> Outcome:
         if "text" not in table.column_names:
@@ -103,10 +105,11 @@ class Backtranslate:
         back = iter(self.backward.translate(flat, 1))
         parents, candidates, notes = [], [], dict.fromkeys(FILTERS, 0)
         for i, variants in zip(todo, pivots):
-            seen = {fold(texts[i])}
+            source_key = fold(texts[i])
+            seen = {source_key}
             for k, pivot in enumerate(variants, start=1):
                 text = next(back)[0]
-                reason = judge(texts[i], text, seen, self.p)
+                reason = judge(texts[i], source_key, text, seen, self.p)
                 if reason:
                     notes[reason] += 1
                 else:
@@ -122,12 +125,13 @@ def fold(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def judge(source: str, candidate: str, seen: set[str], p: BacktranslateParams) -> str | None:
-    """The filter a candidate fails, or None; a candidate that passes joins `seen` (its row's texts)."""
+def judge(source: str, source_key: str, candidate: str, seen: set[str], p: BacktranslateParams) -> str | None:
+    """The filter a candidate fails, or None; a candidate that passes joins `seen` (its row's texts).
+    `source_key` is fold(source), computed once per row rather than once per candidate."""
     if not candidate.strip():
         return "bt_empty"
     key = fold(candidate)
-    if key == fold(source):
+    if key == source_key:
         return "bt_identical"
     ratio = len(candidate.strip()) / max(1, len(source.strip()))
     if not p.min_ratio <= ratio <= p.max_ratio:
@@ -168,13 +172,14 @@ class Seq2Seq:
     """One translation direction: a seq2seq model and its tokenizer, translating lists of texts in batches
     of similar length."""
 
-    def __init__(self, ref: str, src: str | None, tgt: str | None, p: BacktranslateParams):
-        self.tok, self.model, self.p = load_tokenizer(ref), load_seq2seq(ref).to(device()), p
-        positions = getattr(self.model.config, "max_position_embeddings", None) or 1024
-        self.max_len = min(512, positions)  # never feed or generate more positions than the model has
+    def __init__(self, ref: str, src: str | None, tgt: str | None, p: BacktranslateParams, model=None):
+        # Each direction has its own tokenizer even when the model is shared: lang_codes sets its src_lang.
+        self.tok, self.p = load_tokenizer(ref), p
+        self.model = model if model is not None else load_seq2seq(ref).to(device())
+        self.max_len = max_positions(self.model.config, 512)  # never feed more positions than the model has
         self.prefix, self.lang_kwargs = lang_codes(self.tok, src, tgt)
-        self.kwargs = {"max_new_tokens": min(p.max_new_tokens, positions - 1), "num_beams": 1,
-                       "do_sample": False, **self.lang_kwargs}
+        new_tokens = max_positions(self.model.config, p.max_new_tokens + 1) - 1  # and generate no more
+        self.kwargs = {"max_new_tokens": new_tokens, "num_beams": 1, "do_sample": False, **self.lang_kwargs}
         if p.decoding == "beam":
             self.kwargs["num_beams"] = p.num_beams
         elif p.decoding == "sample":
