@@ -91,7 +91,22 @@ def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _orjson_rows(rows: pa.Table) -> pa.Array:
-    return pa.array([orjson.dumps(r, default=str) for r in rows.to_pylist()], pa.string())  # UTF-8 bytes
+    return pa.array([_dumps(r) for r in rows.to_pylist()], pa.string())  # UTF-8 bytes
+
+
+def _dumps(row: dict) -> bytes:
+    try:
+        return orjson.dumps(row, default=_json_default)
+    except orjson.JSONEncodeError:  # nested past orjson's limit (a hostile struct column): still keep the row
+        return repr(row).encode("utf-8", errors="backslashreplace")
+
+
+def _json_default(value) -> str:
+    """Values JSON has no type for: bytes as text with invalid bytes escaped (`\\xff`, as rejects show raw
+    lines), not as Python's `b'...'` repr; anything else (Decimal, ...) as str."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="backslashreplace")
+    return str(value)
 
 
 def reject_records(items: list[tuple[str, str, str]]) -> pa.Table:

@@ -102,11 +102,12 @@ def test_jsonl_null_text_passes_through_for_normalize_to_judge(tmp_path):
     assert rows(out, "text", "label") == [(None, "x")]
 
 
-def test_jsonl_numeric_labels_become_strings(tmp_path):
+def test_jsonl_integer_labels_become_strings_other_numbers_are_rejected(tmp_path):
     write_jsonl(tmp_path / "f.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": 0.0},
                                        {"text": "c", "label": 2.5}])
     out = read("read_jsonl", tmp_path / "f.jsonl")
-    assert [r[0] for r in rows(out, "label")] == ["1", "0", "2.5"]
+    assert [r[0] for r in rows(out, "label")] == ["1", "0"]
+    assert [(i, r) for i, r, _ in rejects(out)] == [("f.jsonl:3", "bad_type:label:number")]  # not "2.5"
 
 
 def test_jsonl_field_names_and_id_field_are_honoured(tmp_path):

@@ -22,7 +22,8 @@ class ConllParams:
     token_col: int = param(0, "column of the token (0-based)")
     tag_col: int = param(-1, "column of the tag (0-based; -1 = last)")
     delimiter: str | None = param(None, "column separator; default: any run of spaces or tabs")
-    columns: int | None = param(None, "columns per token line; default: as many as the file's first token line")
+    columns: int | None = param(
+        None, "columns per token line; default: as many as the file's first token line that has any")
     lang: str | None = param(None, "language code of the file")
     invalid_utf8: Literal["reject", "replace"] = param(
         "reject", "a line that is not valid UTF-8: 'reject' drops its sentence; 'replace' keeps it, each bad "
@@ -31,6 +32,10 @@ class ConllParams:
         False, "tokens carry a word-position number after the character (Weibo 2nd_conll: '新0', 'p10'): "
         "drop it, keeping at least one character")
     batch_rows: int = param(50_000, "sentences per batch handed to the next stage", knob=True)
+
+    def __post_init__(self):
+        if self.delimiter == "":
+            raise ValueError("delimiter must not be empty (leave it unset to split at runs of spaces or tabs)")
 
 
 @stage("read_conll", version=2, kind="source", params=ConllParams, produces="bio")
@@ -113,9 +118,13 @@ def _columns(lines: list[tuple[int, bytes]], p: ConllParams) -> tuple[list[str],
 
 
 def _first_column_count(p: ConllParams) -> int:
+    """Columns of the first line that has any. A line of only Unicode spaces (U+3000, U+2028) is not blank to
+    `_sentences` but has no column: it is a bad_column_row, not the file's shape."""
     for _, lines in _sentences(p.path):
-        text = lines[0][1].decode("utf-8", errors="replace")  # the delimiters are ASCII: a bad byte cannot hide one
-        return len(text.split(p.delimiter) if p.delimiter else text.split())
+        for _, raw in lines:
+            text = raw.decode("utf-8", errors="replace")  # the delimiters are ASCII: a bad byte cannot hide one
+            if count := len(text.split(p.delimiter) if p.delimiter else text.split()):
+                return count
     return 2
 
 

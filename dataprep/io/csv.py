@@ -9,6 +9,7 @@ from typing import Literal
 
 import pyarrow as pa
 
+from dataprep.errors import InputError
 from dataprep.io.fields import ClsBatch, ClsFields, source_name
 from dataprep.io.lines import decode, iter_lines, raw_text
 from dataprep.outcome import Outcome, reject_records
@@ -35,16 +36,24 @@ class CsvParams(ClsFields):
             raise ValueError("a file without a header needs 'columns'")
         if self.max_fields is not None and (self.quoting != "none" or self.max_fields < 1):
             raise ValueError("max_fields needs quoting 'none' and a value of at least 1")
+        if self.columns and (twice := _repeated(self.columns)):
+            raise ValueError(f"column {twice!r} appears twice in 'columns'")
 
 
-@stage("read_csv", version=1, kind="source", params=CsvParams, produces="cls")
+@stage("read_csv", version=2, kind="source", params=CsvParams, produces="cls")
 def read_csv(p: CsvParams) -> Iterator[Outcome]:
     """Read classification records from a CSV or TSV file.
 
-    A record's line is the physical line where it starts. Drop reasons: `invalid_utf8` (the line is
-    skipped, the rest of the file is read), `bad_csv_row:fields=<n>` (wrong number of fields),
-    `bad_csv_row:unbalanced_quote` (a quoted field ran past `max_record_lines` or the end of the file: only
-    its first line is dropped, reading resumes on the next line), `missing_field:<name>`.
+    A record's line is the physical line where it starts (lines end at `\\n`; `\\r\\n` is fine). Every value
+    is a string (an empty field is null); a NUL byte or BOM inside a field is kept for normalize to remove. An
+    empty file has no records. Drop reasons: `invalid_utf8` (the line is skipped, the rest of the file is read),
+    `bad_csv_row:fields=<n>` (wrong number of fields), `bad_csv_row:unbalanced_quote` (a quoted field ran past
+    `max_record_lines` or the end of the file: only its first line is dropped, reading resumes on the next line),
+    `bad_csv_row:bare_cr` (a carriage return outside quotes, which CSV does not allow), `missing_field:<name>`.
+
+    Errors (InputError, naming file:line): a header that cannot be read (invalid UTF-8, an unbalanced quote, a
+    bare CR — old Mac line ends), since then no column can be mapped; a column name that appears twice
+    (empty names may repeat).
     """
     source = source_name(p.path)
     batch, bad = ClsBatch(p, source), []
@@ -52,22 +61,53 @@ def read_csv(p: CsvParams) -> Iterator[Outcome]:
     for start, _end, fields, raw, reason in csv_records(p.path, p.delimiter, p.quoting, p.max_record_lines,
                                                         p.max_fields):
         rid = f"{source}:{start}"
-        if reason is None and names is None:
-            names = fields
+        if names is None:
+            names = _column_names(p.path, start, fields, reason)
             continue
         if reason is None and len(fields) != len(names):
             reason = f"bad_csv_row:fields={len(fields)}"
-        record = dict(zip(names, fields)) if reason is None else None
-        if record is not None and (absent := batch.missing(record)):
-            reason = f"missing_field:{absent}"
+        if reason is None:
+            reason = batch.take({k: (v if v != "" else None) for k, v in zip(names, fields)}, rid)
         if reason:
             bad.append((rid, reason, raw))
-        else:
-            batch.add({k: (v if v != "" else None) for k, v in record.items()}, rid)
         if len(batch) + len(bad) >= p.batch_rows:
             yield Outcome(batch.flush(), reject_records(bad))
             bad = []
     yield Outcome(batch.flush(), reject_records(bad))
+
+
+_HEADER_PROBLEMS = {
+    "invalid_utf8": "the header line is not valid UTF-8",
+    "bad_csv_row:unbalanced_quote": "the header has a quote that is never closed",
+    "bad_csv_row:bare_cr": "the header has a carriage return outside quotes (old Mac \\r line ends? convert them "
+                           "to \\n)",
+}
+
+
+def check_header(path: str, line: int, reason: str | None) -> None:
+    """A header record that could not be read is an InputError: without it no column can be mapped, and taking
+    the next record as the header would map every column wrongly."""
+    if reason:
+        raise InputError(f"{path}:{line}: {_HEADER_PROBLEMS.get(reason, reason)}; no column can be mapped")
+
+
+def _column_names(path: str, line: int, fields: list[str], reason: str | None) -> list[str]:
+    check_header(path, line, reason)
+    if twice := _repeated(fields):  # dict(zip(...)) would silently keep the last of the two
+        raise InputError(f"{path}:{line}: column {twice!r} appears twice in the header; rename one, or set "
+                         "header: false and give 'columns'")
+    return fields
+
+
+def _repeated(names: list[str]) -> str | None:
+    """The first name that occurs twice, or None. Empty names (trailing commas of spreadsheet exports) name no
+    column anyone can map, so they may repeat."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name:
+            return name
+        seen.add(name)
+    return None
 
 
 def csv_records(path: str, delimiter: str, quoting: str, max_record_lines: int, max_fields: int | None = None
@@ -77,6 +117,7 @@ def csv_records(path: str, delimiter: str, quoting: str, max_record_lines: int, 
 
     A quoted field that runs past `max_record_lines` (or the end of the file) is an unbalanced quote: only its
     first line is rejected, and parsing resumes at the line after it, so one stray quote loses one record.
+    A record csv cannot parse (a carriage return outside quotes) is `bad_csv_row:bare_cr`.
     """
     # Python's default limit (128 KiB a field) would crash the reader on one long line; the field size is
     # bounded by max_record_lines lines instead.
@@ -92,9 +133,13 @@ def csv_records(path: str, delimiter: str, quoting: str, max_record_lines: int, 
             if not lines.unbalanced:
                 break
             fields = []
+        except csv.Error:  # a bare CR outside quotes: csv refuses the record, the next one parses afresh
+            fields = None
         for lineno, raw in lines.take_invalid():
             yield lineno, lineno, [], raw, "invalid_utf8"
-        if lines.unbalanced:
+        if fields is None:
+            yield lines.start, lines.lineno, [], "\n".join(t for _, t in lines.raw), _csv_error(lines.raw)
+        elif lines.unbalanced:
             start, first = lines.raw[0]
             yield start, start, [], first, "bad_csv_row:unbalanced_quote"
             lines.replay_after_first()
@@ -102,6 +147,10 @@ def csv_records(path: str, delimiter: str, quoting: str, max_record_lines: int, 
             if max_fields and len(fields) > max_fields:  # unquoted: re-joining restores the text exactly
                 fields = fields[:max_fields - 1] + [delimiter.join(fields[max_fields - 1:])]
             yield lines.start, lines.lineno, fields, "\n".join(t for _, t in lines.raw), None
+
+
+def _csv_error(raw: list[tuple[int, str]]) -> str:
+    return "bad_csv_row:bare_cr" if any("\r" in text for _, text in raw) else "bad_csv_row:unparsable"
 
 
 class _Lines:

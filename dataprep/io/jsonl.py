@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -14,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from dataprep.io.fields import BioBatch, ClsBatch, ClsFields, source_name
-from dataprep.io.lines import BOM, decode, raw_text
+from dataprep.io.lines import BOM, decode, open_input, raw_text
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
 from dataprep.schema import CLS
@@ -27,13 +28,22 @@ class JsonlParams(ClsFields):
     tags_field: str = param("tags", "bio: input field holding the tag list")
 
 
-@stage("read_jsonl", version=1, kind="source", params=JsonlParams, produces=lambda p: p.kind)
+@stage("read_jsonl", version=2, kind="source", params=JsonlParams, produces=lambda p: p.kind)
 def read_jsonl(p: JsonlParams) -> Iterator[Outcome]:
     """Read classification records (`kind: cls`) or NER sentences (`kind: bio`) from a JSON Lines file.
 
-    Blank lines are skipped (they hold no record). Drop reasons: `invalid_utf8`, `malformed_json`,
-    `not_an_object`, `missing_field:<name>` (a required key is absent; a null text or label passes through
-    for normalize to judge), `not_a_list:<name>` (bio: tokens or tags is not a list).
+    Blank lines are skipped (they hold no record). What each field may hold is in `dataprep.io.fields`: an
+    integer label or id becomes its decimal string, any other value of the wrong type is rejected. Drop reasons:
+    `invalid_utf8` (the line, or a lone surrogate escape such as `\\ud83d` in it), `malformed_json`, `too_deep`
+    (arrays and objects nested more than 1024 levels), `not_an_object` (an array, string, number or null),
+    `missing_field:<name>` (a required key is absent; a null text or label passes through for normalize to
+    judge), `bad_type:<field>:<type>` (`bad_type:label:list`, `bad_type:text:number`, `bad_type:lang:number`,
+    `bad_type:tokens:item:null`), `not_a_list:<name>` (bio: tokens or tags is not a list), `duplicate_key:<name>`
+    (a key the reader reads written twice in one object: parsers keep the last silently).
+
+    A line gets the same row or reason whichever path reads it. Keys the reader does not read are skipped
+    unparsed by the fast path, so they are never judged: a line whose only deep (or NaN) value sits under such
+    a key is kept, with its strings as Arrow reads them, on the slow path too.
     """
     source = source_name(p.path)
     for linenos, block in _blocks(p.path):
@@ -55,7 +65,7 @@ def _blocks(path: str) -> Iterator[tuple[range, memoryview]]:
     Each read starts at a line boundary (the partial last line is read again with the next block), so a block
     is the bytes `read` returned, never a copy glued from two reads."""
     first_line, size = 1, BLOCK_BYTES
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         if f.read(len(BOM)) != BOM:
             f.seek(0)
         while data := f.read(size):
@@ -72,20 +82,37 @@ def _blocks(path: str) -> Iterator[tuple[range, memoryview]]:
             first_line, size = lines.stop, BLOCK_BYTES
 
 
+# Lines Arrow's JSON reader must not see. A blank one (only Arrow's whitespace) yields no row, so rows no longer
+# match lines by count — and Arrow reads `{..}{..}` as two rows, which can make up the difference. One that starts
+# with `null` crashes the process (pyarrow 26 segfaults when a parse chunk starts with it).
+_UNSAFE_LINE = re.compile(rb"\n[ \t\r]*(?:\n|null)")
+_UNSAFE_FIRST_LINE = re.compile(rb"[ \t\r]*(?:\n|null)")
+
+
+def _arrow_safe(buf: bytes | memoryview) -> bool:
+    """Whether `buf` holds no line Arrow must not see (one regex scan at ~2.5 GB/s, about a tenth of the
+    fast path's time: the price of never crashing and never shifting an id)."""
+    return not (_UNSAFE_FIRST_LINE.match(buf) or _UNSAFE_LINE.search(buf))
+
+
 def _lines(block: memoryview, first_line: int) -> list[tuple[int, bytes]]:
     """Non-blank lines with their numbers (CR stripped); blank lines hold no record and are skipped."""
     lines = bytes(block).split(b"\n")[:-1]  # the block ends with a newline
     return [(first_line + i, line.rstrip(b"\r")) for i, line in enumerate(lines) if line.strip()]
 
 
+SLOW_LINES = 256  # a failed chunk this small is read line by line rather than halved again
+
+
 def _read_lines(chunk: list[tuple[int, bytes]], p: JsonlParams, source: str) -> Iterator[Outcome]:
-    """Fast path first; when it fails, halve the chunk so a few bad lines cost a few slow small reads."""
+    """Fast path first; when it fails, halve the chunk so a few bad lines cost a few slow small reads. The
+    lines of a chunk are all non-blank, so Arrow's row count matches them exactly when it parses."""
     fast = None
     if p.kind == "cls" and chunk:
         fast = _fast_cls(b"\n".join(line for _, line in chunk) + b"\n", [n for n, _ in chunk], p, source)
     if fast is not None:
         yield fast
-    elif p.kind != "cls" or len(chunk) <= 256:
+    elif p.kind != "cls" or len(chunk) <= SLOW_LINES:
         yield _slow(chunk, p, source)
     else:
         half = len(chunk) // 2
@@ -100,36 +127,48 @@ def _concat(parts: list[Outcome]) -> Outcome:
 
 
 def _slow(chunk: list[tuple[int, bytes]], p: JsonlParams, source: str) -> Outcome:
-    """One json.loads per line: every bad line becomes a reject with its reason."""
+    """One parse per line: every bad line becomes a reject with its reason."""
     batch, bad = (BioBatch if p.kind == "bio" else ClsBatch)(p, source), []
+    keys = _read_keys(p)
     for lineno, line in chunk:
         rid = f"{source}:{lineno}"
-        reason, record = _parse(line)
-        if reason is None and (absent := batch.missing(record)):
-            reason = f"missing_field:{absent}"
-        if reason is None and p.kind == "bio" and (not_list := batch.bad_lists(record)):
-            reason = f"not_a_list:{not_list}"
+        reason, record = _parse(line, p)
+        reason = reason or _repeated_key(line, keys) or batch.take(record, rid)
         if reason:
             bad.append((rid, reason, raw_text(line)))
-        else:
-            batch.add(record, rid)
     return Outcome(batch.flush(), reject_records(bad))
+
+
+def _read_keys(p: JsonlParams) -> dict[str, bytes]:
+    """The keys the reader reads, each with its JSON spelling (the common, unescaped one)."""
+    names = [p.text_field, p.label_field] if p.kind == "cls" else [p.tokens_field, p.tags_field]
+    names += [p.lang_field] + ([p.id_field] if p.id_field else [])
+    return {name: orjson.dumps(name) for name in dict.fromkeys(names)}
+
+
+def _repeated_key(line: bytes, keys: dict[str, bytes]) -> str | None:
+    """`duplicate_key:<name>` when a key the reader reads appears twice in the object: JSON parsers keep the
+    last value silently, so neither is trusted (the fast path refuses such a line too). Only lines that hold a
+    key's spelling twice are parsed again to look."""
+    suspects = [name for name, spelled in keys.items() if line.count(spelled) > 1]
+    if not suspects:
+        return None
+    try:
+        pairs = json.loads(line, object_pairs_hook=lambda pairs: pairs)  # every object as its (key, value) list
+    except (ValueError, RecursionError):
+        return None  # nested past Python's recursion limit, or only Arrow reads it (and refuses duplicates)
+    names = [key for key, _ in pairs]
+    return next((f"duplicate_key:{name}" for name in suspects if names.count(name) > 1), None)
 
 
 def _fast_cls(buf: bytes | memoryview, linenos: Sequence[int], p: JsonlParams, source: str) -> Outcome | None:
     """Arrow's C++ JSON parser on many lines at once — JSON parsing, not hashing, bounds a dedup run. It
-    cannot say which line is bad, so any failure (bad JSON, invalid UTF-8, a number where text is expected)
-    returns None and the caller reads line by line. It cannot tell a missing key from a null either: a null
-    text or label also returns None. `linenos`: the number of each line of `buf` (a range when consecutive).
-    Arrow skips blank lines, so a block holding one parses to fewer rows than lines and is read line by line."""
-    fields = [p.text_field, p.label_field, p.lang_field] + ([p.id_field] if p.id_field else [])
-    schema = pa.schema([(f, pa.string()) for f in dict.fromkeys(fields)])
-    try:
-        str(buf, "utf-8")  # Arrow's parser does not validate UTF-8 inside strings; this runs at GB/s
-        parsed = pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=4 << 20),  # in parallel
-                              parse_options=pj.ParseOptions(explicit_schema=schema,
-                                                            unexpected_field_behavior="ignore"))
-    except (pa.ArrowInvalid, UnicodeDecodeError):
+    cannot say which line is bad, so any failure (bad JSON, invalid UTF-8, a value that is not a string where a
+    string is read) returns None and the caller reads line by line. It cannot tell a missing key from a null
+    either: a null text or label also returns None. `linenos`: the number of each line of `buf` (a range when
+    consecutive). `_arrow_fields` refuses a buffer with a blank line, so Arrow's rows are exactly those lines."""
+    parsed = _arrow_fields(buf, p)
+    if parsed is None:
         return None
     n = parsed.num_rows
     if n != len(linenos) or pc.any(pc.or_(pc.is_null(parsed[p.text_field]),
@@ -149,26 +188,93 @@ def _fast_cls(buf: bytes | memoryview, linenos: Sequence[int], p: JsonlParams, s
                             schema=CLS))
 
 
-def _parse(line: bytes) -> tuple[str | None, dict | None]:
+def _arrow_fields(buf: bytes | memoryview, p: JsonlParams) -> pa.Table | None:
+    """The fields the reader reads, as strings, one row per object; None when Arrow cannot parse `buf` or a
+    field holds anything but a string or null. Keys the reader does not read are skipped without being built,
+    however deep they nest."""
+    if not _arrow_safe(buf):
+        return None  # a blank or `null` line: the caller reads line by line (`_lines` drops the blank ones)
+    fields = [p.text_field, p.label_field, p.lang_field] + ([p.id_field] if p.id_field else [])
+    schema = pa.schema([(f, pa.string()) for f in dict.fromkeys(fields)])
+    try:
+        str(buf, "utf-8")  # Arrow's parser does not validate UTF-8 inside strings; this runs at GB/s
+        return pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=4 << 20),  # in parallel
+                            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+
+
+def _orjson_error(doc: bytes) -> str:
+    try:
+        orjson.loads(doc)
+    except orjson.JSONDecodeError as e:
+        return e.msg
+    return ""
+
+
+# orjson refuses input nested deeper than 1024 levels; its message for that, learnt once, tells it from bad JSON.
+_TOO_DEEP = _orjson_error(b"[" * 1025 + b"]" * 1025)
+_UNPARSED = ("malformed_json", "too_deep")
+
+
+def _parse(line: bytes, p: JsonlParams) -> tuple[str | None, dict | None]:
+    """(None, the record) or (the reason the line holds none, None)."""
     text = decode(line)
     if text is None:
         return "invalid_utf8", None
     try:
-        record = json.loads(text)
+        return _object(orjson.loads(line))
+    except orjson.JSONDecodeError as e:
+        reason, record = ("too_deep", None) if e.msg == _TOO_DEEP else _python_json(text)
+    if reason in _UNPARSED and p.kind == "cls" and (fields := _arrow_record(line, p)) is not None:
+        return None, fields  # what the fast path keeps (NaN or deep nesting under a key not read) is kept here too
+    return reason, record
+
+
+def _arrow_record(line: bytes, p: JsonlParams) -> dict | None:
+    """The line's fields as the fast path reads them, when it would keep the line; else None."""
+    parsed = _arrow_fields(line + b"\n", p)
+    if parsed is None or parsed.num_rows != 1:
+        return None
+    record = {k: v for k, v in parsed.to_pylist()[0].items() if v is not None}
+    if p.text_field not in record or p.label_field not in record:
+        return None  # null or absent, Arrow cannot say which: the fast path does not keep it either
+    return record
+
+
+def _python_json(text: str) -> tuple[str | None, dict | None]:
+    """orjson refused the line; Python's json also reads NaN, Infinity and lone surrogate escapes (`\\ud83d`)."""
+    try:
+        value = json.loads(text)
     except json.JSONDecodeError:
         return "malformed_json", None
-    if not isinstance(record, dict):
-        return "not_an_object", None
-    if "\\u" in text and not _encodable(record):  # a lone surrogate escape (\ud83d) that Arrow cannot hold
-        return "invalid_utf8", None
-    return None, record
+    except RecursionError:  # deep and also something orjson refused first
+        return "too_deep", None
+    reason, record = _object(value)
+    if reason is None and not _encodable(record):
+        return "invalid_utf8", None  # a lone surrogate is no text: UTF-8 and Arrow cannot hold it
+    return reason, record
+
+
+def _object(value) -> tuple[str | None, dict | None]:
+    return (None, value) if isinstance(value, dict) else ("not_an_object", None)
 
 
 def _encodable(record: dict) -> bool:
-    try:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
+    """Whether every string in the record (keys too) is valid text; iterative, so depth cannot crash it."""
+    stack: list = [record]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += value.keys()
+            stack += value.values()
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
     return True
 
 

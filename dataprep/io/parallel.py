@@ -7,7 +7,8 @@ from typing import Literal
 
 import pyarrow as pa
 
-from dataprep.io.csv import csv_records
+from dataprep.errors import InputError
+from dataprep.io.csv import check_header, csv_records
 from dataprep.io.fields import source_name
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
@@ -42,21 +43,26 @@ class ParallelParams:
             raise ValueError(f"fields ({self.fields}) must exceed src_col and tgt_col")
 
 
-@stage("read_parallel", version=2, kind="source", params=ParallelParams, produces="parallel")
+@stage("read_parallel", version=3, kind="source", params=ParallelParams, produces="parallel")
 def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
     """Read sentence pairs, one a line, into `parallel` rows (id `<file>:<line>`, src, tgt, src_lang,
     tgt_lang). Blank lines hold no pair and are skipped; sides are kept as written (normalize them later).
 
     Drop reasons: `invalid_utf8`, `bad_parallel_row:fields=<n>` (a line with the wrong number of fields, e.g.
     a missing tab or a stray third column), `bad_csv_row:unbalanced_quote` (quoting 'minimal' only),
-    `empty_side:src` / `empty_side:tgt` (a side that is empty or only whitespace; src is named when both are).
+    `bad_csv_row:bare_cr` (a carriage return inside a line, which the CSV parser cannot take), `empty_side:src` /
+    `empty_side:tgt` (a side that is empty or only whitespace; src is named when both are).
+
+    With `header`, a first line that cannot be read (invalid UTF-8, ...) is an InputError naming file:line
+    (taking the next line as the header would silently drop a pair), and so is a header with too few columns for
+    src_col and tgt_col.
     """
     source, expected, header = source_name(p.path), p.fields, p.header
     cols, bad = {name: [] for name in ("id", "src", "tgt")}, []
     for lineno, _end, fields, raw, reason in csv_records(p.path, p.delimiter, p.quoting, p.max_record_lines):
         rid = f"{source}:{lineno}"
-        if reason is None and header:  # the first record names the columns
-            expected, header = expected or len(fields), False
+        if header:  # the first record names the columns
+            expected, header = expected or _header_fields(p, lineno, fields, reason), False
             continue
         reason = reason or _check(fields, expected or max(p.src_col, p.tgt_col) + 1, p)
         if reason:
@@ -69,6 +75,15 @@ def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
             yield _flush(cols, bad, p)
             cols, bad = {name: [] for name in cols}, []
     yield _flush(cols, bad, p)
+
+
+def _header_fields(p: ParallelParams, line: int, fields: list[str], reason: str | None) -> int:
+    """How many fields the header says each line has; too few for src_col and tgt_col is an InputError."""
+    check_header(p.path, line, reason)
+    if len(fields) <= max(p.src_col, p.tgt_col):
+        raise InputError(f"{p.path}:{line}: the header has {len(fields)} column(s); src_col {p.src_col} and "
+                         f"tgt_col {p.tgt_col} need {max(p.src_col, p.tgt_col) + 1}")
+    return len(fields)
 
 
 def _check(fields: list[str], expected: int, p: ParallelParams) -> str | None:
