@@ -8,6 +8,7 @@ straight from the stage.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -77,10 +78,16 @@ def train_on_file(input_path: str, output: str, params: dict, read_params: dict,
         nodes["splits"] = {"uses": "split", "input": "input"}
         head = "splits"
     nodes["adapter"] = {"uses": "train_lora", "input": head, "with": params}
-    runner = Runner(parse_pipeline({"name": f"train-{Path(input_path).stem}", "nodes": nodes}), cache_dir)
+    runner = Runner(parse_pipeline({"name": train_pipeline_name(input_path), "nodes": nodes}), cache_dir)
     work = runner.cache("adapter").work_dir
     if work.exists() and not resume:
         shutil.rmtree(work)
     runner.run()
     shutil.copytree(runner.model_dir("adapter"), output, dirs_exist_ok=True)
     return f"adapter written to {output}; see {Path(output) / 'report.md'}"
+
+
+def train_pipeline_name(input_path: str) -> str:
+    """`train-<file stem>`, with what a pipeline name may not hold (spaces, non-ASCII, dots) as `_`."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(input_path).stem)[:50]
+    return f"train-{stem}"

@@ -4,10 +4,25 @@ Heavy modules (pyarrow, datasets, torch) are imported inside commands, so `datap
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from pathlib import Path
 
 import click
+
+
+def _one_line(command):
+    """Every error dataprep raises on purpose ends the command in one line (click's "Error: ..."), whichever
+    layer raised it: the config, the cache (a path out of its root, a pipeline another run holds) or a stage."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from dataprep.errors import DataprepError
+        try:
+            return command(*args, **kwargs)
+        except DataprepError as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
 
 
 def _load(pipeline_path: str):
@@ -16,7 +31,9 @@ def _load(pipeline_path: str):
     try:
         return load_pipeline(pipeline_path)
     except ConfigError as e:
-        raise click.ClickException(f"{pipeline_path}: {e}") from None
+        message = str(e)  # errors about the file itself already start with its name: say it once
+        named = message.startswith((f"{pipeline_path}:", f"{Path(pipeline_path)}:"))
+        raise click.ClickException(message if named else f"{pipeline_path}: {message}") from None
 
 
 def _runner(pipeline_path: str, cache_dir: str, show_progress: bool = False):
@@ -26,8 +43,16 @@ def _runner(pipeline_path: str, cache_dir: str, show_progress: bool = False):
     return Runner(_load(pipeline_path), cache_dir, **kwargs)
 
 
+def _cache_dir(ctx, param, value):
+    """A cache directory that is a file fails here, in one line, before any command looks inside it."""
+    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+        raise click.ClickException(f"--cache-dir {value!r} is not a directory")
+    return value
+
+
 cache_option = click.option("--cache-dir", default=lambda: os.environ.get("DATAPREP_CACHE", "runs"),
-                            show_default="runs, or $DATAPREP_CACHE", help="where node outputs are cached")
+                            show_default="runs, or $DATAPREP_CACHE", callback=_cache_dir,
+                            help="where node outputs are cached (a symlink to a directory is followed)")
 
 
 @click.group()
@@ -44,17 +69,20 @@ def main():
 @click.option("--until", metavar="NODE", help="run only NODE and what it depends on")
 @click.option("--force", metavar="NODE", multiple=True, help="rerun NODE and its dependents even if cached")
 @cache_option
+@_one_line
 def run(pipeline, until, force, cache_dir):
-    """Run PIPELINE: every node that is not cached yet."""
-    from dataprep.errors import DataprepError
+    """Run PIPELINE: every node that is not cached yet.
+
+    One run of a pipeline at a time: a second `dataprep run` of the same pipeline on the same cache waits for
+    the first to end, saying once on stderr "waiting for another run of NAME (pid N)", then reuses what the
+    first one computed (`clean`, which deletes, fails at once instead of waiting). A cached entry found damaged
+    (a truncated, missing or altered file, an empty manifest) is reported in one line and recomputed.
+    """
     runner = _runner(pipeline, cache_dir, show_progress=True)
     for name in (until, *force):
         if name and name not in runner.pipeline.nodes:
             raise click.BadParameter(f"no node {name!r} in {pipeline}")
-    try:
-        reports = runner.run(until=until, force=force)
-    except DataprepError as e:
-        raise click.ClickException(str(e)) from None
+    reports = runner.run(until=until, force=force)
     ran = sum(r.status == "ran" for r in reports)
     click.echo(f"{runner.pipeline.name}: {ran} node(s) ran, {len(reports) - ran} cached", err=True)
 
@@ -62,11 +90,32 @@ def run(pipeline, until, force, cache_dir):
 @main.command()
 @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @cache_option
+@_one_line
 def plan(pipeline, cache_dir):
-    """Show each node's cache key and whether it would run."""
-    for r in _runner(pipeline, cache_dir).plan():
+    """Show each node's cache key and whether it would run (a damaged entry is named on stderr)."""
+    runner = _runner(pipeline, cache_dir)
+    for r in runner.plan():
+        if r.status == "corrupt":
+            click.echo(_corrupt(runner, r.node, "run will recompute it"), err=True)
         status = "cached" if r.status == "cached" else "will run"
         click.echo(f"{r.node:<16} {r.stage:<16} {r.key}  {status}")
+
+
+def _corrupt(runner, node: str, advice: str) -> str:
+    """The one line for a damaged entry: "nodes.X: cache entry corrupt (WHY); ADVICE"."""
+    cache = runner.cache(node)
+    return str(cache.corrupt_error(cache.verify() or "changed while it was checked", advice))
+
+
+def _require_cached(runner, node: str) -> None:
+    """NODE's entry must be there and intact (checksums included: its files are about to be used)."""
+    if node not in runner.pipeline.nodes:
+        raise click.ClickException(f"node {node!r} has no cached output; run the pipeline first")
+    status, problem = runner.cache(node).state(checksums=True)
+    if status == "corrupt":
+        raise click.ClickException(str(runner.cache(node).corrupt_error(problem, "run the pipeline to recompute it")))
+    if status != "cached":
+        raise click.ClickException(f"node {node!r} has no cached output; run the pipeline first")
 
 
 @main.command()
@@ -74,6 +123,7 @@ def plan(pipeline, cache_dir):
 @click.option("--rejects", metavar="NODE", help="list NODE's rejected rows instead of the ledger")
 @click.option("--limit", default=50, show_default=True, help="rows to list with --rejects")
 @cache_option
+@_one_line
 def show(pipeline, rejects, limit, cache_dir):
     """Print the ledger of every node: rows in, out, added, dropped by reason."""
     runner = _runner(pipeline, cache_dir)
@@ -81,8 +131,10 @@ def show(pipeline, rejects, limit, cache_dir):
         return _show_rejects(runner, rejects, limit)
     click.echo(f"{'node':<16} {'stage':<16} {'status':<8} {'in':>8} {'out':>8} {'added':>7} {'dropped':>8}  reasons")
     for r in runner.plan():
+        if r.status == "corrupt":
+            click.echo(_corrupt(runner, r.node, "run will recompute it"), err=True)
         if r.ledger is None:
-            click.echo(f"{r.node:<16} {r.stage:<16} {'missing':<8}")
+            click.echo(f"{r.node:<16} {r.stage:<16} {r.status if r.status == 'corrupt' else 'missing':<8}")
             continue
         led = r.ledger
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(led.dropped.items()))
@@ -93,8 +145,7 @@ def show(pipeline, rejects, limit, cache_dir):
 
 
 def _show_rejects(runner, node: str, limit: int) -> None:
-    if node not in runner.pipeline.nodes or not runner.cache(node).committed:
-        raise click.ClickException(f"node {node!r} has no cached output; run the pipeline first")
+    _require_cached(runner, node)
     table = runner.rejects(node)
     for row in table.slice(0, limit).to_pylist():
         click.echo(f"{row['id']}\t{row['reason']}\t{row['record'][:100]}")
@@ -125,18 +176,30 @@ def stages(name):
 @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @click.option("--all", "everything", is_flag=True, help="remove every cached node, not only stale ones")
 @cache_option
+@_one_line
 def clean(pipeline, everything, cache_dir):
-    """Remove cache entries that no current node key uses (or all of them with --all)."""
-    import shutil
-    from pathlib import Path
+    """Remove cache entries that no current node key uses (or all of them with --all), with scratch leftovers.
+
+    Only what dataprep provably wrote is removed (a key directory whose manifest names its key, a `KEY.partial-*`
+    or `KEY.work` directory), only under the cache root, never through a symlink. A run of the pipeline in
+    progress makes clean fail at once rather than delete what the run is writing.
+    """
+    from dataprep.cache import clean as clean_cache
     runner = _runner(pipeline, cache_dir)
-    root, removed = Path(cache_dir) / runner.pipeline.name, 0
-    for entry in sorted(root.glob("*/*")) if root.is_dir() else []:
-        node, key = entry.parent.name, entry.name
-        if everything or runner.keys.get(node) != key:
-            shutil.rmtree(entry)
-            removed += 1
-    click.echo(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'} under {root}")
+    where = Path(cache_dir) / runner.pipeline.name
+    done = clean_cache(cache_dir, runner.pipeline.name, {} if everything else runner.keys)
+    if done is None:
+        click.echo(f"nothing to clean: no cache at {where}")
+        return
+    leftovers = f" and {_count(done.leftovers, 'leftover', 'leftovers')}" if done.leftovers else ""
+    click.echo(f"removed {_count(done.entries, 'cache entry', 'cache entries')}{leftovers} under {where}")
+    if done.foreign:
+        click.echo(f"left {_count(done.foreign, 'entry', 'entries')} under {where} alone: dataprep did not write "
+                   "them (or their manifest is unreadable)")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 @main.command("stage")
@@ -146,15 +209,26 @@ def clean(pipeline, everything, cache_dir):
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="a stage parameter (YAML value)")
 @click.option("--read", "read_settings", multiple=True, metavar="KEY=VALUE",
               help="a reader option, e.g. text_field=review")
+@_one_line
 def stage_cmd(name, input_path, output, settings, read_settings):
-    """Run one stage NAME on a file as a batch job; rejects go to OUTPUT's name + .rejects.jsonl."""
+    """Run one stage NAME on a file as a batch job; rejects go to OUTPUT's name + .rejects.jsonl.
+
+    A KEY=VALUE value is YAML (3, [case], {0: neg}) when it parses as YAML; one that does not, or that is blank
+    or has blanks at either end (a tab delimiter), is the literal string.
+    """
     from dataprep.batch import run_stage_on_file
-    from dataprep.errors import DataprepError
-    try:
-        summary = run_stage_on_file(name, input_path, output, _pairs(settings), _pairs(read_settings))
-    except DataprepError as e:
-        raise click.ClickException(str(e)) from None
+    _check_output_directory(output)
+    summary = run_stage_on_file(name, input_path, output, _pairs(settings), _pairs(read_settings))
     click.echo(summary, err=True)
+
+
+def _check_output_directory(output: str) -> None:
+    """The directory OUTPUT goes in must exist before the job reads a byte, not be found missing after it ran."""
+    parent = Path(output).parent
+    if not parent.exists():
+        raise click.ClickException(f"output directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise click.ClickException(f"output directory {str(parent)!r} is not a directory")
 
 
 @main.command("train")
@@ -165,14 +239,11 @@ def stage_cmd(name, input_path, output, settings, read_settings):
 @click.option("--read", "read_settings", multiple=True, metavar="KEY=VALUE", help="a reader option")
 @click.option("--resume", is_flag=True, help="continue an interrupted run from its last checkpoint")
 @cache_option
+@_one_line
 def train_cmd(input_path, output, settings, read_settings, resume, cache_dir):
     """Fine-tune a LoRA adapter on INPUT (split into train/validation/test unless it has a `split` column)."""
     from dataprep.batch import train_on_file
-    from dataprep.errors import DataprepError
-    try:
-        summary = train_on_file(input_path, output, _pairs(settings), _pairs(read_settings), cache_dir, resume)
-    except DataprepError as e:
-        raise click.ClickException(str(e)) from None
+    summary = train_on_file(input_path, output, _pairs(settings), _pairs(read_settings), cache_dir, resume)
     click.echo(summary, err=True)
 
 
@@ -180,24 +251,39 @@ def train_cmd(input_path, output, settings, read_settings, resume, cache_dir):
 @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @click.argument("node")
 @cache_option
+@_one_line
 def path_cmd(pipeline, node, cache_dir):
     """Print where NODE's cached output is (its model directory for build nodes)."""
     runner = _runner(pipeline, cache_dir)
-    if node not in runner.pipeline.nodes or not runner.cache(node).committed:
-        raise click.ClickException(f"node {node!r} has no cached output; run the pipeline first")
+    _require_cached(runner, node)
     kind = runner.pipeline.nodes[node].kind
     click.echo(runner.model_dir(node) if kind == "model" else runner.cache(node).dir)
 
 
 def _pairs(items: tuple[str, ...]) -> dict:
-    import yaml
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value) if value else None
+        out[key.strip()] = _value(value)
     return out
+
+
+def _value(text: str):
+    """A KEY=VALUE value: YAML when it parses (through the pipeline loader, with its limits), else the literal
+    string. Blank values and values with blanks at either end are literal too: YAML would strip them to nothing,
+    and `--read delimiter=<TAB>` means the tab."""
+    from dataprep.dag import load_yaml
+    from dataprep.errors import ConfigError
+    if text == "":
+        return None
+    if text != text.strip():
+        return text
+    try:
+        return load_yaml(text, "value")
+    except ConfigError:  # not YAML (`: [!`): the characters as typed; the stage's type check has the last word
+        return text
 
 
 class _TerminalProgress:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from dataprep.errors import ConfigError
+from dataprep.errors import ConfigError, brief
 from dataprep.outcome import Outcome
 
 KINDS = ("source", "map", "filter", "model", "global", "build")
@@ -156,15 +156,39 @@ def build_params(cls: type, values: dict, node: str | None = None):
     hints = typing.get_type_hints(cls)
     for key in values:
         if key not in fields:
-            raise ConfigError(f"unknown parameter {key!r} (known: {', '.join(fields) or 'none'})",
-                              node, f"with.{key}")
+            raise ConfigError(f"unknown parameter {brief(key)} (known: {', '.join(fields) or 'none'})",
+                              node, f"with.{_one_line(str(key), 40)}")
     for key, value in values.items():
         if not _type_ok(value, hints[key]):
-            raise ConfigError(f"expected {_type_name(hints[key])}, got {value!r}", node, f"with.{key}")
+            raise ConfigError(f"expected {_type_name(hints[key])}, got {brief(value)}", node, f"with.{key}")
+        if (huge := _beyond_64_bits(value)) is not None:
+            raise ConfigError(f"{brief(huge)} is out of range (integers are limited to 64 bits)", node,
+                              f"with.{key}")
     try:
         return cls(**values)
-    except (TypeError, ValueError) as e:  # __post_init__ checks of ranges and combinations
-        raise ConfigError(str(e), node, "with") from None
+    except (TypeError, ValueError, ArithmeticError) as e:  # __post_init__ checks of ranges and combinations
+        raise ConfigError(_one_line(str(e)), node, "with") from None
+
+
+def _beyond_64_bits(value: Any, budget: int = 100_000) -> int | None:
+    """The first integer in `value` (inside lists and dicts too) that no int64 holds: no Arrow column, numpy
+    array or seed takes one, so it is refused here instead of overflowing in the middle of a run."""
+    stack = [value]
+    while stack and budget > 0:
+        v, budget = stack.pop(), budget - 1
+        if isinstance(v, int) and not isinstance(v, bool) and not -(1 << 63) <= v < (1 << 63):
+            return v
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend((*v.keys(), *v.values()))
+    return None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A stage's own error message (which may quote a huge value) as one bounded line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataprep.cache import PART_FORMATS, NodeCache, node_key, part_writer
+from dataprep.cache import PART_FORMATS, NodeCache, node_key, part_writer, pipeline_lock, say
 from dataprep.dag import Node, Pipeline
 from dataprep.errors import SchemaError
 from dataprep.ledger import Ledger
@@ -35,7 +35,7 @@ class NodeReport:
     node: str
     stage: str
     key: str
-    status: str  # "cached" | "ran" | "missing" (not run and not in the cache)
+    status: str  # "cached" | "ran" | "missing" (not run, not in the cache) | "corrupt" (in it, but damaged)
     ledger: Ledger | None = None
     seconds: float = 0.0
 
@@ -50,6 +50,13 @@ class Progress:
 
 @dataclass
 class Runner:
+    """Runs a pipeline's nodes against the cache under `cache_root`.
+
+    One run of a pipeline at a time: `run` holds the pipeline's lock (fcntl.flock on
+    `<cache_root>/<pipeline>/.lock`, released by the kernel however the holder dies). A second run of the same
+    pipeline on the same cache waits for the first, saying once on stderr "waiting for another run of P (pid N)",
+    and then finds the first one's nodes cached; `plan` and `show` only read, and do not wait.
+    """
     pipeline: Pipeline
     cache_root: str | Path = DEFAULT_CACHE
     batch_rows: int = 50_000      # rows per batch read from a cached node; an execution knob, not in keys
@@ -70,8 +77,15 @@ class Runner:
         return NodeCache(self.cache_root, self.pipeline.name, name, self.keys[name])
 
     def plan(self) -> list[NodeReport]:
-        return [NodeReport(n, node.stage.name, self.keys[n], "cached" if self.cache(n).committed else "missing",
-                           self._cached_ledger(n)) for n, node in self.pipeline.nodes.items()]
+        """Each node's key and cache state: "cached", "missing", or "corrupt" (present but damaged; why:
+        `self.cache(name).verify()`). The plan hashes every cached file, as `run` does: a plan that calls an
+        entry with a flipped byte cached would say what `run` then does not do, and xxh3 hashes at GB/s."""
+        reports = []
+        for name, node in self.pipeline.nodes.items():
+            status, _ = self.cache(name).state(checksums=True)
+            ledger = self._cached_ledger(name) if status == "cached" else None
+            reports.append(NodeReport(name, node.stage.name, self.keys[name], status, ledger))
+        return reports
 
     def _cached_ledger(self, name: str) -> Ledger | None:
         cache = self.cache(name)
@@ -79,19 +93,28 @@ class Runner:
 
     def run(self, until: str | None = None, force: Iterable[str] = ()) -> list[NodeReport]:
         """Run what is not cached. `until`: only that node and its ancestors. `force`: rerun those nodes
-        and everything downstream of them even when cached."""
+        and everything downstream of them even when cached.
+
+        Holds the pipeline's lock throughout (a concurrent run of the same pipeline waits: see the class).
+        A cached entry is verified, checksums included, before it is reused or read as an input: a damaged one
+        is reported on stderr ("nodes.X: cache entry corrupt (why); recomputing") and recomputed under the same
+        key, so its dependents' entries stay valid."""
         wanted = self.pipeline.ancestors(until) if until else set(self.pipeline.nodes)
         forced = set().union(*(self.pipeline.descendants(f) for f in force)) if force else set()
         reports = []
-        for name, node in self.pipeline.nodes.items():
-            if name not in wanted:
-                continue
-            if self.cache(name).committed and name not in forced:
-                report = NodeReport(name, node.stage.name, self.keys[name], "cached", self._cached_ledger(name))
-            else:
-                report = self._execute(node)
-            self.progress.node_finished(report)
-            reports.append(report)
+        with pipeline_lock(self.cache_root, self.pipeline.name):
+            for name, node in self.pipeline.nodes.items():
+                if name not in wanted:
+                    continue
+                status, problem = ("forced", None) if name in forced else self.cache(name).state(checksums=True)
+                if problem:
+                    say(f"nodes.{name}: cache entry corrupt ({problem}); recomputing")
+                if status == "cached":
+                    report = NodeReport(name, node.stage.name, self.keys[name], "cached", self._cached_ledger(name))
+                else:
+                    report = self._execute(node)
+                self.progress.node_finished(report)
+                reports.append(report)
         return reports
 
     def output(self, name: str) -> pa.Table:

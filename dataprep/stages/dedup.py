@@ -64,7 +64,7 @@ def _no_null_items(lists: pa.ChunkedArray) -> pa.Array:
     return pa.ListArray.from_arrays(lists.offsets, pc.fill_null(lists.values, ""), mask=lists.is_null())
 
 
-@stage("exact_dedup", version=1, kind="global", params=DedupParams)
+@stage("exact_dedup", version=1, kind="global", params=DedupParams, consumes=("cls", "bio"))
 class ExactDedup:
     """Keep the first row of every group of rows with the same key; for `bio` rows the key is the token sequence.
 
