@@ -26,6 +26,7 @@ from dataprep import registry
 from dataprep.cache import NAME_RULE, safe_name
 from dataprep.errors import ConfigError, brief
 from dataprep.registry import MODEL, Stage
+from dataprep.scope import check_evaluation_rows_untouched
 
 PIPELINE_KEYS = {"name", "defaults", "imports", "nodes"}
 NODE_KEYS = {"uses", "input", "with"}
@@ -232,6 +233,7 @@ def parse_pipeline(doc: Any, default_name: str = "pipeline", base_dir: Path | No
     _check_defaults(defaults, specs)
     ordered = _topological(specs)
     nodes = _resolve_kinds(ordered, specs)
+    check_evaluation_rows_untouched(nodes)
     return Pipeline(pipeline_name, nodes)
 
 

@@ -62,9 +62,16 @@ class NoParams:
 
 @dataclass(frozen=True)
 class SplitScoped:
-    """Params mixin for stages that may act on one split only (augmentation, rebalancing): the runner routes
-    the other splits' rows around the stage, so they reach the output untouched."""
+    """Params mixin for stages that may run after `split`: they say which rows they may touch. The runner
+    routes every other row around the stage, so it reaches the output untouched (dataprep/scope.py).
+    After `split`, a node must say it: the DAG refuses one that would silently touch evaluation rows."""
     only_split: str | None = param(None, "act only on rows of this split (e.g. train); others pass through")
+    only_augmented: bool = param(False, "act only on generated rows (non-null `aug`); others pass through")
+    all_splits: bool = param(False, "after `split`: act on every split, validation and test included, knowingly")
+
+    def declares_scope(self) -> bool:
+        """Whether these params say which rows a node after `split` may touch."""
+        return bool(self.only_split or self.only_augmented or self.all_splits)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class Stage:
     impl: Callable
     consumes: tuple[str, ...]           # schema kinds accepted on input; () for sources
     produces: str | Callable[[Any], str]  # a schema kind, SAME_AS_INPUT, or fn(params) -> kind
+    assigns_splits: bool = False        # writes the `split` column: nodes after it must keep off evaluation rows
 
     @property
     def doc(self) -> str:
@@ -113,7 +121,8 @@ _REGISTRY: dict[str, Stage] = {}
 
 
 def stage(name: str, version: int, kind: str, params: type = NoParams,
-          consumes: tuple[str, ...] = ("cls", "bio", "parallel"), produces=SAME_AS_INPUT):
+          consumes: tuple[str, ...] = ("cls", "bio", "parallel"), produces=SAME_AS_INPUT,
+          assigns_splits: bool = False):
     """Register a stage. Bump `version` whenever its output for the same input and params changes:
     the version is part of every cache key downstream."""
     if kind not in KINDS:
@@ -124,7 +133,8 @@ def stage(name: str, version: int, kind: str, params: type = NoParams,
     def register(impl):
         if name in _REGISTRY:
             raise ValueError(f"stage {name!r} is registered twice")
-        spec = Stage(name, version, kind, params, impl, () if kind == "source" else tuple(consumes), produces)
+        spec = Stage(name, version, kind, params, impl, () if kind == "source" else tuple(consumes), produces,
+                     assigns_splits)
         _REGISTRY[name] = spec
         return spec
     return register

@@ -26,6 +26,7 @@ from dataprep.outcome import Outcome
 from dataprep.overlap import Behind, prefetch
 from dataprep.registry import MODEL, Stage, key_params
 from dataprep.schema import REJECTS, conform, validate
+from dataprep.scope import row_filter
 
 DEFAULT_CACHE = "runs"
 
@@ -199,25 +200,20 @@ def outcomes(stage: Stage, params, input_batches: Callable[[], Iterator[pa.Table
              ) -> Iterator[tuple[Outcome, int | None]]:
     """Drive one stage over its input, whatever its kind: (outcome, input rows) per batch.
     Input rows are None for sources, whose input is the records they read."""
-    scope = getattr(params, "only_split", None)
-    if scope and stage.kind != "source":
-        yield from _scoped(stage, params, input_batches, scope)
+    inside = row_filter(params) if stage.kind != "source" else None
+    if inside is not None:
+        yield from _scoped(stage, params, input_batches, inside)
     else:
         yield from _unscoped(stage, params, input_batches)
 
 
-def _scoped(stage: Stage, params, input_batches, split: str) -> Iterator[tuple[Outcome, int | None]]:
-    """`only_split: train`: rows of other splits pass through untouched (first), the stage sees only the rest."""
-    def rows_of(batch: pa.Table, inside: bool) -> pa.Table:
-        if "split" not in batch.column_names:
-            raise SchemaError(f"{stage.name}: only_split={split!r} needs a 'split' column; run `split` first")
-        mask = pc.fill_null(pc.equal(batch.column("split"), split), False)
-        return batch.filter(mask if inside else pc.invert(mask))
-
+def _scoped(stage: Stage, params, input_batches, inside) -> Iterator[tuple[Outcome, int | None]]:
+    """`only_split: train` / `only_augmented: true`: the other rows pass through untouched (first), the stage
+    sees only the rest (dataprep/scope.py)."""
     for batch in input_batches():
-        passing = rows_of(batch, inside=False)
+        passing = batch.filter(pc.invert(inside(batch)))
         yield Outcome(passing), passing.num_rows
-    yield from _unscoped(stage, params, lambda: (rows_of(b, inside=True) for b in input_batches()))
+    yield from _unscoped(stage, params, lambda: (b.filter(inside(b)) for b in input_batches()))
 
 
 def _unscoped(stage: Stage, params, input_batches) -> Iterator[tuple[Outcome, int | None]]:

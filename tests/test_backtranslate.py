@@ -140,7 +140,7 @@ def test_pipeline_ledger_balances_and_augmented_rows_flow_on(built, workdir):
              "splits": {"uses": "split", "input": "raw", "with": {"val": 0.2, "test": 0.2}},
              "aug": {"uses": "backtranslate", "input": "splits",
                      "with": {"forward": {"node": "mt"}, "pivot": "en", "only_split": "train"}},
-             "unique": {"uses": "exact_dedup", "input": "aug"}}
+             "unique": {"uses": "exact_dedup", "input": "aug", "with": {"keep_originals": True}}}
     runner = Runner(parse_pipeline({"name": "t", "nodes": nodes}), root / "cache")
     assert runner.pipeline.nodes["aug"].models == {"forward": "mt"}
     reports = {r.node: r.ledger for r in runner.run()}

@@ -26,6 +26,14 @@ class DedupParams:
                                    "~n²/2⁶⁵), 128 beyond")
     conflicts: Literal["drop_all", "keep_majority", "keep_first"] = param(
         "drop_all", "same key, different labels: drop every copy, keep the majority label, or keep the first")
+    keep_originals: bool = param(False, "drop only generated rows (non-null `aug`): every other row is kept and "
+                                 "is the keeper of its copies, so a paraphrase equal to any row, validation and "
+                                 "test rows included, goes, and no original row is ever dropped")
+    all_splits: bool = param(False, "after `split`: dedup across every split, dropping evaluation rows, knowingly")
+
+    def declares_scope(self) -> bool:
+        """After `split`, this node must either keep originals or knowingly act on every split."""
+        return self.keep_originals or self.all_splits
 
 
 def dedup_keys(table: pa.Table, fold: Iterable[str]) -> pa.Array:
@@ -68,7 +76,8 @@ def _no_null_items(lists: pa.ChunkedArray) -> pa.Array:
 class ExactDedup:
     """Keep the first row of every group of rows with the same key; for `bio` rows the key is the token sequence.
 
-    Memory: 12 bytes per row (hash + label code) plus the ids of rows that have copies.
+    Memory: 12 bytes per row (hash + label code) plus the ids of rows that have copies (of every row with
+    keep_originals, whose keepers may come after their copies).
     Drop reasons: `duplicate_of:<id of the kept row>`; `label_conflict:<labels>` when copies disagree on the
     label (`conflicts` decides which, if any, survives).
     """
@@ -77,22 +86,31 @@ class ExactDedup:
         self.p = params
         self.offset = 0
         self.keeper_ids: dict[int, str] = {}
+        self.all_ids: pa.ChunkedArray | None = None
 
     def fit(self, tables: Iterable[pa.Table]) -> None:
-        hashes, labels, vocab = [], [], {}
+        hashes, labels, generated, ids, vocab = [], [], [], [], {}
         for table in tables:
             hashes.append(hash_keys(dedup_keys(table, self.p.fold), self.p.bits))
             labels.append(T.label_codes(_labels(table), vocab))
+            if self.p.keep_originals:
+                generated.append(_generated(table))
+                ids.append(table.column("id"))
         self.label_names = {code: name for name, code in vocab.items()}
         h = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
         if h.ndim == 2:  # 128 bits: sort and compare the two halves as one record
             h = h.view([("a", np.uint64), ("b", np.uint64)]).ravel()
-        self._decide(h, np.concatenate(labels) if labels else np.empty(0, np.int32))
+        generated_rows = np.concatenate(generated) if generated else None
+        if self.p.keep_originals:
+            # A keeper may now come after its copies in input order: keep every id (Arrow, not Python strings).
+            self.all_ids = pa.chunked_array([c for col in ids for c in col.chunks], pa.string())
+        self._decide(h, np.concatenate(labels) if labels else np.empty(0, np.int32), generated_rows)
 
-    def _decide(self, h: np.ndarray, labels: np.ndarray) -> None:
-        """For every row: the ordinal of the row kept in its place (itself when kept), or -1 on a conflict."""
+    def _decide(self, h: np.ndarray, labels: np.ndarray, generated: np.ndarray | None = None) -> None:
+        """For every row: the ordinal of the row kept in its place (itself when kept), or -1 on a conflict.
+        With `generated` (keep_originals), original rows sort first within a group and are always kept."""
         n = len(h)
-        order = np.argsort(h, kind="stable")  # stable: a group's members come out in input order
+        order = _group_order(h, generated)
         sorted_h = h[order]
         is_start = np.ones(n, bool)
         is_start[1:] = sorted_h[1:] != sorted_h[:-1]
@@ -106,6 +124,9 @@ class ExactDedup:
         starts, ends = np.flatnonzero(is_start), np.append(np.flatnonzero(is_start)[1:], n)
         for g in np.unique(group[differs]).tolist():
             self._resolve_conflict(order[starts[g]:ends[g]], labels)
+        if generated is not None:
+            originals = np.flatnonzero(~generated)
+            self.keeper[originals] = originals
         copies = self.keeper[(self.keeper >= 0) & (self.keeper != np.arange(n))]
         self.has_copies = np.zeros(n, bool)
         self.has_copies[copies] = True
@@ -140,6 +161,25 @@ class ExactDedup:
         reasons: list[str | None] = [None] * table.num_rows
         for i in np.flatnonzero(~kept).tolist():
             k = int(keeper[i])
-            reasons[i] = f"duplicate_of:{self.keeper_ids[k]}" if k >= 0 else \
+            reasons[i] = f"duplicate_of:{self._keeper_id(k)}" if k >= 0 else \
                 "label_conflict:" + self.conflict_labels[int(rows[i])]
         return Outcome.split(table, reasons)
+
+    def _keeper_id(self, row: int) -> str:
+        return self.all_ids[row].as_py() if self.all_ids is not None else self.keeper_ids[row]
+
+
+def _generated(table: pa.Table) -> np.ndarray:
+    """Rows made by a stage (back-translations, copies): those with a non-null `aug`."""
+    if "aug" not in table.column_names:
+        return np.zeros(table.num_rows, bool)
+    return pc.is_valid(table.column("aug")).to_numpy(zero_copy_only=False)
+
+
+def _group_order(h: np.ndarray, generated: np.ndarray | None) -> np.ndarray:
+    """Rows sorted by hash, stable so a group's members come out in input order; with `generated`, a group's
+    original rows come before its generated ones, so an original is the keeper."""
+    if generated is None:
+        return np.argsort(h, kind="stable")
+    keys = (h["b"], h["a"]) if h.dtype.names else (h,)
+    return np.lexsort((generated.astype(np.int8), *keys))

@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow as pa
 
 from dataprep.models.load import device, load_causal_lm, load_tokenizer, max_positions, texts_of
-from dataprep.registry import param, stage
+from dataprep.registry import SplitScoped, param, stage
 
 
 @dataclass(frozen=True)
-class PplParams:
+class PplParams(SplitScoped):
     model: str | dict[str, str] | None = param(None, "a causal LM: {node: NAME} (pretrain_lm), a directory or "
                                                "a hub id", model_ref=True)
     max_len: int = param(256, "tokens scored per text; longer texts are scored on their beginning")

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from dataprep.errors import SchemaError
 from dataprep.outcome import Outcome
-from dataprep.registry import param, stage
+from dataprep.registry import SplitScoped, param, stage
 
 Bucket = Literal["head", "middle", "tail"]
 BUCKETS = ("head", "middle", "tail")
@@ -27,7 +27,7 @@ KEEP, UNSCORED, ABOVE, BELOW, PERCENTILE = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
-class PplFilterParams:
+class PplFilterParams(SplitScoped):
     max_ppl: float | None = param(None, "drop rows whose ppl is above this value")
     min_ppl: float | None = param(None, "drop rows whose ppl is below this value (suspiciously fluent: "
                                   "boilerplate, repeated lines)")

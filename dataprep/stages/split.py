@@ -30,7 +30,8 @@ class SplitParams:
             raise ValueError(f"val and test must be in [0, 1) with val + test < 1, got {self.val}, {self.test}")
 
 
-@stage("split", version=1, kind="global", params=SplitParams)
+@stage("split", version=1, kind="global", params=SplitParams, consumes=("cls", "bio"),
+       assigns_splits=True)
 class Split:
     """Add a `split` column (train, validation, test). Rows are grouped before they are assigned: rows whose
     folded text is equal, and generated rows with their `parent_id`, always land in the same split — so no

@@ -1,0 +1,66 @@
+"""Which rows a node may touch after `split`: routing the others around it, and the DAG rule that keeps
+evaluation rows untouched unless a node says otherwise.
+
+Order matters for honesty: validation and test rows must reach the trainer as `split` wrote them, so that
+what is measured on them does not depend on augmentation or on filters fitted to the training rows. A node
+downstream of a split-assigning stage therefore declares its scope (`only_split`, `only_augmented`, or
+knowingly `all_splits: true`); the DAG refuses one that does not, before any data moves.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dataprep.errors import ConfigError, SchemaError
+from dataprep.registry import SplitScoped
+
+
+def row_filter(params) -> Callable[[pa.Table], pa.Array] | None:
+    """The mask of rows a scoped stage acts on, or None when it acts on every row."""
+    if not isinstance(params, SplitScoped):
+        return None
+    if params.only_split:
+        return lambda batch: _in_split(batch, params.only_split)
+    if params.only_augmented:
+        return _augmented
+    return None
+
+
+def _in_split(batch: pa.Table, split: str) -> pa.Array:
+    if "split" not in batch.column_names:
+        raise SchemaError(f"only_split={split!r} needs a 'split' column; run `split` first")
+    return pc.fill_null(pc.equal(batch.column("split"), split), False)
+
+
+def _augmented(batch: pa.Table) -> pa.Array:
+    """Generated rows carry `aug` (e.g. bt:en); a table without the column has none."""
+    if "aug" not in batch.column_names:
+        return pa.array([False] * batch.num_rows, pa.bool_())
+    return pc.is_valid(batch.column("aug"))
+
+
+def check_evaluation_rows_untouched(nodes: dict) -> None:
+    """Every row node downstream of a split-assigning stage must declare which rows it touches."""
+    after_split: set[str] = set()
+    for name, node in nodes.items():  # topological order: inputs first
+        upstream = [i for i in node.inputs if i in after_split or nodes[i].stage.assigns_splits]
+        if not upstream or node.stage.kind in ("build", "source"):
+            if upstream:
+                after_split.add(name)
+            continue
+        after_split.add(name)
+        _require_scope(name, node, upstream[0])
+
+
+def _require_scope(name: str, node, upstream: str) -> None:
+    declares = getattr(node.params, "declares_scope", None)
+    if declares is None:
+        raise ConfigError(f"{node.stage.name} runs after `split` (via {upstream!r}) and would touch validation "
+                          "and test rows, and it cannot be limited to some rows: run it before `split`", name,
+                          "uses")
+    if not declares():
+        raise ConfigError(f"{node.stage.name} runs after `split` (via {upstream!r}) and would touch validation "
+                          "and test rows: set only_split (e.g. train), only_augmented: true, or all_splits: "
+                          "true to mean it", name, "with")

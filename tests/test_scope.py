@@ -1,0 +1,92 @@
+"""Evaluation rows are never touched after `split` unless a node says so: the DAG rule, `only_augmented`
+routing, and exact_dedup's keep_originals (a paraphrase of a test row goes; the test row stays)."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from testkit import cls_table, write_jsonl
+
+from dataprep.dag import parse_pipeline
+from dataprep.errors import ConfigError
+from dataprep.registry import get
+from dataprep.runner import Runner
+
+
+def after_split(workdir, node: dict) -> dict:
+    write_jsonl(workdir / "in.jsonl", [{"text": f"text {i}", "label": "a" if i % 2 else "b"} for i in range(20)])
+    return {"name": "s", "imports": ["stages_split_scoped"], "nodes": {
+        "raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl"}},
+        "splits": {"uses": "split", "input": "raw", "with": {"val": 0.2, "test": 0.2}},
+        "next": node}}
+
+
+@pytest.mark.parametrize("node, message", [
+    ({"uses": "exact_dedup", "input": "splits"},
+     r"^nodes\.next\.with: exact_dedup runs after `split` \(via 'splits'\) and would touch validation and test "
+     r"rows: set only_split \(e\.g\. train\), only_augmented: true, or all_splits: true to mean it$"),
+    ({"uses": "t_scoped_drop", "input": "splits"}, r"^nodes\.next\.with: t_scoped_drop runs after `split`"),
+    ({"uses": "normalize", "input": "splits"},
+     r"^nodes\.next\.uses: normalize runs after `split` \(via 'splits'\) and would touch validation and test "
+     r"rows, and it cannot be limited to some rows: run it before `split`$"),
+])
+def test_a_row_node_after_split_must_say_which_rows_it_touches(workdir, node, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_pipeline(after_split(workdir, node))
+
+
+def test_the_rule_follows_the_rows_downstream_and_accepts_a_declared_scope(workdir):
+    doc = after_split(workdir, {"uses": "t_scoped_upper", "input": "splits", "with": {"only_split": "train"}})
+    doc["nodes"]["later"] = {"uses": "t_scoped_drop", "input": "next"}  # two nodes after split: still checked
+    with pytest.raises(ConfigError, match=r"^nodes\.later\.with: t_scoped_drop runs after `split` \(via 'next'\)"):
+        parse_pipeline(doc)
+    doc["nodes"]["later"]["with"] = {"all_splits": True}
+    assert list(parse_pipeline(doc).nodes) == ["raw", "splits", "next", "later"]
+    dedup = after_split(workdir, {"uses": "exact_dedup", "input": "splits", "with": {"keep_originals": True}})
+    assert "next" in parse_pipeline(dedup).nodes
+
+
+def augmented_table() -> pa.Table:
+    """Two originals (train, test) and three generated rows: one paraphrase equal to the test row, one equal
+    to its own parent, one new."""
+    table = cls_table(["good room", "bad screen", "Bad  screen", "good room", "nice view"],
+                      ["pos", "neg", "neg", "pos", "pos"], split=["train", "test", "train", "train", "train"])
+    aug = pa.array([None, None, "bt:en", "bt:en", "bt:en"], pa.string())
+    return table.append_column("aug", aug)
+
+
+def test_only_augmented_routes_original_rows_around_the_stage():
+    out = get("t_scoped_drop").run(augmented_table(), only_augmented=True, drop_label="pos")
+    assert [(r["id"], r["reason"]) for r in out.rejected.to_pylist()] == [("t:4", "scoped_drop:3"),
+                                                                          ("t:5", "scoped_drop:3")]
+    assert sorted(out.kept.column("id").to_pylist()) == ["t:1", "t:2", "t:3"]  # t:1 is 'pos' but an original
+
+
+def test_keep_originals_drops_generated_copies_of_any_row_and_never_an_original():
+    out = get("exact_dedup").run(augmented_table(), fold=["whitespace", "case"], keep_originals=True)
+    assert sorted((r["id"], r["reason"]) for r in out.rejected.to_pylist()) == [
+        ("t:3", "duplicate_of:t:2"),  # a paraphrase equal to a test row: it would leak the test row into train
+        ("t:4", "duplicate_of:t:1")]
+    assert sorted(out.kept.column("id").to_pylist()) == ["t:1", "t:2", "t:5"]
+
+
+def test_keep_originals_when_a_generated_row_comes_before_the_original_it_copies():
+    """Batches arrive in input order, and a batch's generated rows can precede a later batch's originals:
+    the original is still the keeper, and the copy names it."""
+    table = cls_table(["same text", "other", "same text"], ["x", "y", "z"])
+    table = table.append_column("aug", pa.array(["bt:en", None, None], pa.string()))
+    out = get("exact_dedup").run(table, keep_originals=True, conflicts="keep_first")
+    assert [(r["id"], r["reason"]) for r in out.rejected.to_pylist()] == [("t:1", "label_conflict:x|z")]
+    same = cls_table(["same text", "same text"], ["x", "x"]).append_column("aug", pa.array(["bt:en", None]))
+    out = get("exact_dedup").run(same, keep_originals=True)
+    assert [(r["id"], r["reason"]) for r in out.rejected.to_pylist()] == [("t:1", "duplicate_of:t:2")]
+
+
+def test_a_pipeline_that_refilters_only_augmented_rows_leaves_evaluation_rows_as_split_wrote_them(workdir):
+    doc = after_split(workdir, {"uses": "t_scoped_drop", "input": "splits",
+                                "with": {"only_augmented": True, "drop_label": "a"}})
+    runner = Runner(parse_pipeline(doc), "cache")
+    runner.run()
+    before, after = runner.output("splits"), runner.output("next")
+    assert after.sort_by("id").equals(before.sort_by("id"))  # no generated rows: nothing to touch
+    assert pc.sum(pc.equal(after.column("split"), "test")).as_py() > 0
