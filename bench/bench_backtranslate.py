@@ -48,14 +48,18 @@ def run() -> list[Result]:
                          f"{ours:.1f} s vs {base:.1f} s")]
 
 
-def one_at_a_time(direction, text: str) -> str:
-    """The loop a user writes: tokenize one text, generate, decode."""
+def one_at_a_time(direction, text: str | None) -> str | None:
+    """The loop a user writes: tokenize one text, generate (bounded by its length, as the stage is), decode."""
     import torch
+    if text is None:  # the pivot ran away: nothing to translate back
+        return None
     tok, model = direction.tok, direction.model
     inputs = tok(direction.prefix + text, return_tensors="pt", truncation=True, max_length=direction.max_len)
+    bound = min(direction.cap, direction.decoding.bound(inputs["input_ids"].shape[1]))
     with torch.inference_mode():
-        out = model.generate(**inputs.to(model.device), **direction.kwargs)
-    return tok.decode(out[0], skip_special_tokens=True).strip()
+        out = model.generate(**inputs.to(model.device), max_new_tokens=bound,
+                             **direction.decoding.generate_kwargs(), **direction.lang_kwargs)
+    return direction._decode(out[0].tolist(), bound)
 
 
 def review_texts(n: int) -> list[str]:

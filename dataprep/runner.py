@@ -161,6 +161,7 @@ class Runner:
                 ledger.record(outcome, rows_in, node.name)
                 writer.write(outcome)
                 self.progress.rows_done(rows_in if rows_in is not None else outcome.kept.num_rows)
+            check_totals(node.stage, params, ledger, node.name)
             writer.close()
         except BaseException:
             writer.abort()
@@ -237,6 +238,14 @@ def _unscoped(stage: Stage, params, input_batches) -> Iterator[tuple[Outcome, in
             yield Outcome(extra.slice(0, 0), added=extra), 0
 
 
+def check_totals(stage: Stage, params, ledger: Ledger, node: str) -> None:
+    """A stage may judge the node as a whole once every batch is done (backtranslate's yield): its
+    `check_totals(notes, params, node)` raises to stop the node, or returns notes to add to the ledger."""
+    check = getattr(stage.impl, "check_totals", None)
+    if check is not None:
+        ledger.notes.update(check(dict(ledger.notes), params, node))
+
+
 def as_outcome(stage: Stage, result, batch: pa.Table) -> Outcome:
     if stage.kind == "filter":
         keep, reasons = result
@@ -252,6 +261,7 @@ def run_in_memory(stage: Stage, table: pa.Table, params) -> Outcome:
     for outcome, rows_in in outcomes(stage, params, lambda: iter([table])):
         ledger.record(outcome, rows_in, stage.name)
         results.append(outcome)
+    check_totals(stage, params, ledger, stage.name)
     kept = pa.concat_tables([o.kept for o in results], promote_options="permissive")
     added = [o.added for o in results if o.added is not None]
     rejected = pa.concat_tables([o.rejected for o in results])

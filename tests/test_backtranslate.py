@@ -14,9 +14,10 @@ from testkit import cls_table, write_jsonl  # noqa: E402
 
 from dataprep.dag import parse_pipeline  # noqa: E402
 from dataprep.errors import ConfigError, SchemaError  # noqa: E402
+from dataprep.models.seq2seq import lang_codes  # noqa: E402
 from dataprep.registry import get  # noqa: E402
 from dataprep.runner import Runner  # noqa: E402
-from dataprep.stages.backtranslate import Backtranslate, BacktranslateParams, fold, judge, lang_codes  # noqa: E402
+from dataprep.stages.backtranslate import FILTERS, Backtranslate, BacktranslateParams, LowYield, fold, judge  # noqa: E402
 
 bt = get("backtranslate")
 VERY = "这个房间非常好。"        # -> The room is very good. -> 这个房间很好。 (很 is the likelier "very")
@@ -49,8 +50,8 @@ def test_round_trips_are_added_as_rows_with_lineage(mt):
     assert out.added.to_pylist() == [{
         "id": "t:1#bt1", "text": "这个房间很好。", "label": "pos", "lang": "en", "source": "t", "ppl": None,
         "split": "train", "parent_id": "t:1", "aug": "bt:en", "bt_pivot": "The room is very good."}]
-    assert out.notes == {"bt_candidates": 2, "bt_added": 1, "bt_identical": 1, "bt_empty": 0,
-                         "bt_length_ratio": 0, "bt_duplicate": 0}
+    assert out.notes == {"bt_translated": 2, "bt_candidates": 2, "bt_added": 1, "bt_identical": 1, "bt_empty": 0,
+                         "bt_length_ratio": 0, "bt_duplicate": 0, "bt_runaway": 0}
 
 
 def test_batched_greedy_equals_one_sentence_at_a_time(mt):
@@ -85,8 +86,7 @@ def test_sampling_gives_distinct_seeded_variants(mt):
     sources = dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
     assert all(fold(sources[p]) not in v for p, v in by_parent.items())  # ... and so were copies of the source
     n = out.notes
-    assert n["bt_candidates"] == 4 * table.num_rows == n["bt_added"] + sum(
-        n[k] for k in ("bt_empty", "bt_identical", "bt_length_ratio", "bt_duplicate"))
+    assert n["bt_candidates"] == 4 * table.num_rows == n["bt_added"] + sum(n[k] for k in FILTERS)
     assert bt.run(table, **params).added.equals(out.added)  # seeded
     assert not bt.run(table, **params, seed=14).added.equals(out.added)
 
@@ -109,6 +109,21 @@ def test_filters():
     seen = {fold(src)}
     assert judge(src, fold(src), "The room was clean.", seen, p) is None
     assert judge(src, fold(src), "the room WAS clean.", seen, p) == "bt_duplicate"
+
+
+def test_a_translation_longer_than_its_bound_is_a_runaway_and_too_few_rows_fail_the_node(mt):
+    """Generation stops at max_token_ratio x the source's tokens + 8: nothing runs on to max_new_tokens, the
+    runaways are counted, and a node that adds almost nothing fails (or warns, when told to)."""
+    table = cls_table([VERY, "这个屏幕非常差。", "这个价格非常贵。"])
+    with pytest.raises(LowYield, match=r"nodes\.backtranslate: backtranslate added 0 rows for 3 translated \(0\.0%, "
+                                       r"below min_added_share=0\.1\); discarded: bt_runaway=3\."):
+        bt.run(table, forward=mt, max_new_tokens=3)
+    with pytest.warns(UserWarning, match="added 0 rows for 3 translated"):
+        out = bt.run(table, forward=mt, max_new_tokens=3, on_low_yield="warn")
+    assert (out.notes["bt_runaway"], out.notes["bt_added"], out.notes["bt_low_yield"]) == (3, 0, 1)
+    ratio_bound = bt.run(table, forward=mt, max_token_ratio=0.01, min_added_share=0.0)  # 0 x source + 8 tokens
+    assert ratio_bound.notes["bt_runaway"] == 3
+    assert bt.run(table, forward=mt).notes["bt_runaway"] == 0
 
 
 def test_rows_without_text_are_kept_and_not_translated(mt):

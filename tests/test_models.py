@@ -93,16 +93,17 @@ def test_model_nodes_are_cached_and_keyed_by_what_they_build_from(built, monkeyp
     assert [n for n in changed.keys if changed.keys[n] != runner.keys[n]] == ["lm", "scored"]
 
 
-def test_a_time_budget_that_ends_training_is_noted_and_warned_about(built, tmp_path):
+def test_a_time_guard_that_runs_out_fails_the_build(built, tmp_path):
+    from dataprep.models.compute import BuildTimeout
     from dataprep.models.lm import LmParams, pretrain_lm
     runner = built[1]
-    assert runner.plan()[2].ledger.notes["planned_steps"] == 30  # the step budget ended the normal run
+    assert runner.plan()[2].ledger.notes["steps"] == 30  # the step budget ended the normal run
     table = runner.output("raw")
-    with pytest.warns(UserWarning, match=r"max_seconds=0 stopped training at step 0 of 30"):
-        notes = pretrain_lm.impl(lambda: iter([table]), LmParams(
+    with pytest.raises(BuildTimeout, match=r"pretrain_lm: max_seconds=0 ran out at step 1 of 30; nothing was saved"):
+        pretrain_lm.impl(lambda: iter([table]), LmParams(
             tokenizer=str(runner.model_dir("tok")), n_embd=32, n_head=2, max_steps=30, max_seconds=0.0),
             tmp_path / "lm")
-    assert (notes["steps"], notes["planned_steps"]) == (0, 30) and "final_loss_x1000" not in notes
+    assert not (tmp_path / "lm").exists()
 
 
 def test_batched_perplexity_equals_one_text_at_a_time(built):

@@ -110,6 +110,30 @@ def test_an_interrupted_run_resumes_to_the_same_weights(base_model, tmp_path):
     assert trained and all(torch.equal(a[k], b[k]) for k in trained)
 
 
+class _RunsCode:
+    """A pickle that runs code when it is loaded: what a tampered checkpoint in the cache could hold."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('ran')",))
+
+
+def test_a_checkpoint_is_loaded_without_running_pickled_code(base_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = Data.from_tables([cls_rows()], "auto")
+    p = params(base_model, epochs=1, save_every=1)
+
+    def stop_at_step_2(info):
+        if info["step"] == 2:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train(p, data, tmp_path / "cut", checkpoints=tmp_path / "ck", progress=stop_at_step_2)
+    state = tmp_path / "ck" / "last" / "trainer_state.pt"
+    torch.save({"optimizer": _RunsCode()}, state)
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+        train(p, data, tmp_path / "cut", checkpoints=tmp_path / "ck")
+    assert not (tmp_path / "PWNED").exists()
+
+
 def test_training_beats_the_majority_baseline_and_writes_metrics(base_model, tmp_path):
     train(params(base_model, epochs=6), Data.from_tables([cls_rows(300)], "auto"), tmp_path / "o")
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())

@@ -25,7 +25,7 @@ ADJECTIVES = [("好", "good"), ("差", "bad"), ("贵", "expensive"), ("干净", 
 # d_model 64, some seeds still confuse adjectives).
 TINY = {"vocab_size": 400, "d_model": 96, "layers": 2, "heads": 4, "ffn_dim": 192, "dropout": 0.0,
         "batch_size": 16, "lr": 3e-3, "warmup": 0.05, "label_smoothing": 0.0, "epochs": 1000, "max_steps": 200,
-        "max_seconds": 3600.0}  # the step budget, never the clock, ends these runs, however busy the machine
+        "heldout": 0}  # the tests translate every sentence: none is held out (quality tests set their own)
 
 
 def pairs() -> list[tuple[str, str]]:
@@ -105,13 +105,12 @@ def test_joint_tokenizer_splits_chinese_into_characters_and_decodes_spaces(built
         assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == text.replace("：", ":")  # NFKC
 
 
-def test_time_budget_is_a_knob_and_the_step_budget_is_not(tmp_path):
+def test_the_step_budget_is_in_the_key(tmp_path):
     path = write_pairs(tmp_path / "pairs.tsv")
 
     def key(**overrides):
         return Runner(parse_pipeline({"name": "t", "nodes": translator_nodes(path, **overrides)}), tmp_path).keys["mt"]
 
-    assert key(max_seconds=5.0) == key(max_seconds=500.0)
     assert key(max_steps=10) != key(max_steps=11)
 
 
@@ -169,33 +168,55 @@ def test_direction_dir_picks_a_direction_of_a_pair(tmp_path):
         direction_dir(str(tmp_path), None, None)
 
 
-def test_the_step_budget_is_kept_when_the_pace_fits_and_cut_once_when_it_does_not():
-    from dataprep.models.translator import steps_within
-    assert steps_within(total=400, done=21, elapsed=12.0, budget=200.0, pace=0.45) == 400  # 12 + 379 x 0.45 s
-    assert steps_within(total=400, done=21, elapsed=21.0, budget=200.0, pace=1.0) == 200  # 179 more at 1 s
-    assert steps_within(total=400, done=21, elapsed=400.0, budget=200.0, pace=1.0) == 22  # never below done
-
-
-def test_weights_do_not_depend_on_a_busy_machine_within_the_time_budget(tmp_path, monkeypatch):
-    """A machine busy early in training that still fits the time budget must not change the schedule: the
-    learning rate once followed the clock whenever the elapsed share ran ahead of the step share."""
+def test_the_clock_never_changes_the_weights_and_a_time_guard_fails_the_node(tmp_path, monkeypatch):
+    """The step budget alone decides the weights: a clock that races (a busy machine) changes nothing, and
+    an optional max_seconds that runs out fails the node instead of saving a model cut short."""
     import torch
     from safetensors.torch import load_file
 
-    import dataprep.models.translator as tr
-    params = TranslatorParams(**{**TINY, "max_steps": 30, "max_seconds": 1e6})  # 5e5 s a direction
-    table = pa.table({"id": ["p1", "p2"], "src": ["这个房间很好。", "这个电池很差。"],
-                      "tgt": ["The room is very good.", "The battery is very bad."],
-                      "src_lang": ["zh", "zh"], "tgt_lang": ["en", "en"]}, schema=PARALLEL)
+    import dataprep.models.compute as compute
+    from dataprep.models.compute import BuildTimeout
+    table = parallel_table(pairs()[:20])
+    params = TranslatorParams(**{**TINY, "max_steps": 6})
 
-    def weights(out: Path) -> dict:
-        train_translator.impl(lambda: iter([table]), params, out)
+    def weights(out: Path, p=params) -> dict:
+        train_translator.impl(lambda: iter([table]), p, out)
         return load_file(out / "zh-en" / "model.safetensors")
 
     quiet = weights(tmp_path / "quiet")
-    # 10,000 s per clock read at first (the elapsed share runs ahead of the step share), then 1 s: in all
-    # ~200,000 s, well inside the budget.
-    clock = itertools.chain((i * 10_000.0 for i in range(20)), itertools.count(200_000.0, 1.0))
-    monkeypatch.setattr(tr.time, "monotonic", lambda: next(clock))
+    clock = itertools.count(0.0, 10_000.0)  # every clock read 10,000 s later: a very busy machine
+    monkeypatch.setattr(compute.time, "monotonic", lambda: next(clock))
     busy = weights(tmp_path / "busy")
     assert quiet.keys() == busy.keys() and all(torch.equal(quiet[k], busy[k]) for k in quiet)
+    with pytest.raises(BuildTimeout, match=r"train_translator: max_seconds=60 ran out at step 1 of 6; nothing was"):
+        weights(tmp_path / "guarded", TranslatorParams(**{**TINY, "max_steps": 6, "max_seconds": 60.0}))
+    assert not (tmp_path / "guarded" / "zh-en").exists()
+
+
+def test_held_out_pairs_measure_the_pair_and_gate_it(tmp_path):
+    """chrF each way and round trip on pairs the models never saw, in the notes and quality.json; a pair
+    below min_chrf fails the node with the score in the message."""
+    import json
+
+    from dataprep.models.translator import TranslatorTooWeak
+    table = parallel_table(pairs())
+    p = TranslatorParams(**{**TINY, "max_steps": 120, "heldout": 12, "min_chrf": 0.0})
+    notes = train_translator.impl(lambda: iter([table]), p, tmp_path / "ok")
+    quality = json.loads((tmp_path / "ok" / "quality.json").read_text())
+    assert (notes["pairs"], notes["heldout_pairs"], quality["heldout_pairs"]) == (108, 12, 12)
+    assert notes["zh-en_chrf"] == quality["zh-en_chrf"] > 50 and notes["en-zh_chrf"] > 50
+    assert quality["round_trip_chrf"] > 0 and len(quality["examples"]) == 5
+    weak = TranslatorParams(**{**TINY, "max_steps": 2, "heldout": 12, "min_chrf": 20.0})
+    with pytest.raises(TranslatorTooWeak, match=r"train_translator: zh-en scores chrF [\d.]+ on 12 held-out pairs, "
+                                                r"below min_chrf=20"):
+        train_translator.impl(lambda: iter([table]), weak, tmp_path / "weak")
+
+
+def test_the_thread_count_is_in_the_key(tmp_path):
+    path = write_pairs(tmp_path / "pairs.tsv")
+
+    def key(**overrides):
+        return Runner(parse_pipeline({"name": "t", "nodes": translator_nodes(path, **overrides)}), tmp_path).keys["mt"]
+
+    assert key(threads=1) != key(threads=2)
+    assert key(max_seconds=5.0) == key(max_seconds=None)  # a guard, not a budget: it never changes the weights

@@ -73,3 +73,15 @@ def texts_of(table: pa.Table) -> list[str]:
 def device():
     import torch
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pad(seqs: list[list[int]], pad_id: int):
+    """Right-padded input ids and attention mask (right padding leaves a causal LM's real positions intact)."""
+    import torch
+    width = max(map(len, seqs))
+    x = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        x[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    return x.to(device()), mask.to(device())

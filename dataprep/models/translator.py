@@ -10,9 +10,9 @@ a direction out of such a pair directory.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,14 +20,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dataprep.models.lm import budget_notes, loss_note, pad
-from dataprep.models.load import device, quiet_transformers
+from dataprep.errors import DataprepError
+from dataprep.models.compute import TimeGuard, TorchCompute, torch_for
+from dataprep.models.lm import loss_note
+from dataprep.models.load import device, pad, quiet_transformers
+from dataprep.models.seq2seq import Decoding, Seq2Seq
 from dataprep.models.tokenizer import to_fast_tokenizer
 from dataprep.registry import param, stage
 
 
 @dataclass(frozen=True)
-class TranslatorParams:
+class TranslatorParams(TorchCompute):
     vocab_size: int = param(3000, "pieces in the joint vocabulary of both languages (a soft limit)")
     d_model: int = param(128, "hidden size")
     layers: int = param(2, "encoder layers, and as many decoder layers")
@@ -41,20 +44,25 @@ class TranslatorParams:
     lr: float = param(2e-3, "peak learning rate (tiny models from scratch take high rates)")
     warmup: float = param(0.1, "share of the steps spent warming the learning rate up")
     label_smoothing: float = param(0.1, "label smoothing of the cross-entropy (0 turns it off)")
-    epochs: int = param(10, "passes over the data per direction, unless max_steps or max_seconds stop it first")
-    max_steps: int = param(420, "step budget per direction (420 x 64 pairs: ~80 s on 2 laptop cores)")
-    max_seconds: float = param(240.0, "time budget for both directions together (half each); when the pace of "
-                               "the first steps would overrun it, the step budget is cut once to fit", knob=True)
-    seed: int = param(13, "initialisation and shuffling seed")
+    epochs: int = param(10, "passes over the data per direction, unless max_steps stops it first")
+    max_steps: int = param(420, "step budget per direction: with epochs, the only thing that decides how long "
+                           "it trains")
+    max_seconds: float | None = param(None, "optional guard: fail the node (save nothing) when training takes "
+                                      "longer; never shortens training", knob=True)
+    heldout: int = param(200, "pairs held out of training to measure the pair (chrF each way and round trip)")
+    min_chrf: float = param(20.0, "quality gate: the node fails when either direction's chrF on the held-out "
+                            "pairs is below this (back-translations from a weaker model are noise); 0 turns it off")
+    seed: int = param(13, "initialisation, held-out choice and shuffling seed")
 
     def __post_init__(self):
+        super().__post_init__()
         if self.d_model % self.heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
-@stage("train_translator", version=2, kind="build", params=TranslatorParams, consumes=("parallel",),
+@stage("train_translator", version=3, kind="build", params=TranslatorParams, consumes=("parallel",),
        produces="model")
 def train_translator(batches: Callable[[], Iterator[pa.Table]], p: TranslatorParams, out_dir: Path) -> dict:
     """Train one joint sentencepiece tokenizer on both sides of the pairs (`joint_tokenizer`), then two
@@ -64,19 +72,72 @@ def train_translator(batches: Callable[[], Iterator[pa.Table]], p: TranslatorPar
 
     Drop reasons: none (a build stage outputs a model, not rows).
     """
+    torch_for(p)
     src, tgt, (src_lang, tgt_lang) = _pairs(batches())
-    tok = joint_tokenizer(src + tgt, p.vocab_size)
-    src_ids, tgt_ids = (tok(texts, truncation=True, max_length=p.max_len)["input_ids"] for texts in (src, tgt))
-    notes = {"pairs": len(src), "vocab_size": len(tok)}
+    train_rows, held = heldout_split(len(src), p.heldout, p.seed)
+    tok = joint_tokenizer([src[i] for i in train_rows] + [tgt[i] for i in train_rows], p.vocab_size)
+    src_ids, tgt_ids = (tok([texts[i] for i in train_rows], truncation=True, max_length=p.max_len)["input_ids"]
+                        for texts in (src, tgt))
+    notes = {"pairs": len(train_rows), "heldout_pairs": len(held), "vocab_size": len(tok)}
+    guard = TimeGuard("train_translator", p.max_seconds)
     for a, b, x, y in ((src_lang, tgt_lang, src_ids, tgt_ids), (tgt_lang, src_lang, tgt_ids, src_ids)):
         model = new_model(tok, p)
-        steps, planned, loss = _train(model, x, y, tok.pad_token_id, p)
+        steps, loss = _train(model, x, y, tok.pad_token_id, p, guard)
         with quiet_transformers():
             model.save_pretrained(str(out_dir / f"{a}-{b}"))
             tok.save_pretrained(str(out_dir / f"{a}-{b}"))
-        notes |= loss_note(f"{a}-{b}_", loss) | budget_notes("train_translator", f"{a}-{b}_", steps, planned,
-                                                             p.max_seconds / 2)
+        notes |= {f"{a}-{b}_steps": steps} | loss_note(f"{a}-{b}_", loss)
+    if held:  # heldout: 0 measures nothing and gates nothing
+        quality = measure(out_dir, [src[i] for i in held], [tgt[i] for i in held], src_lang, tgt_lang)
+        (out_dir / "quality.json").write_text(json.dumps(quality, indent=2, ensure_ascii=False))
+        notes |= {k: v for k, v in quality.items() if k.endswith("_chrf")}
+        gate(quality, src_lang, tgt_lang, p.min_chrf)
     return notes | {"params_per_model": model.num_parameters()}
+
+
+def heldout_split(n: int, heldout: int, seed: int) -> tuple[list[int], list[int]]:
+    """(training rows, held-out rows): a seeded choice of `heldout` rows (at most a tenth of them), in order."""
+    import random
+    held = sorted(random.Random(seed).sample(range(n), min(heldout, n // 10)))
+    chosen = set(held)
+    return [i for i in range(n) if i not in chosen], held
+
+
+def measure(out_dir: Path, src: list[str], tgt: list[str], src_lang: str, tgt_lang: str) -> dict:
+    """chrF (sacrebleu, whitespace ignored: fair to Chinese) of each direction against the held-out references,
+    and of the round trip src -> tgt -> src against the source (what back-translation relies on), with a
+    few example translations for the reader."""
+    from sacrebleu.metrics import CHRF
+
+    forward = Seq2Seq(str(out_dir / f"{src_lang}-{tgt_lang}"), None, None, Decoding())
+    backward = Seq2Seq(str(out_dir / f"{tgt_lang}-{src_lang}"), None, None, Decoding())
+    there = [v[0] or "" for v in forward.translate(src)]
+    back = [v[0] or "" for v in backward.translate(tgt)]
+    round_trip = [v[0] or "" for v in backward.translate(there)]
+    chrf = CHRF()
+
+    def score(hyps: list[str], refs: list[str]) -> float:
+        return round(chrf.corpus_score(hyps, [refs]).score, 2) if refs else 0.0
+
+    return {f"{src_lang}-{tgt_lang}_chrf": score(there, tgt), f"{tgt_lang}-{src_lang}_chrf": score(back, src),
+            "round_trip_chrf": score(round_trip, src), "heldout_pairs": len(src),
+            "examples": [{"src": s, "tgt": t, "translation": h, "round_trip": r}
+                         for s, t, h, r in list(zip(src, tgt, there, round_trip))[:5]]}
+
+
+def gate(quality: dict, src_lang: str, tgt_lang: str, min_chrf: float) -> None:
+    """Fail the node when a direction is below the quality gate: it would back-translate into noise."""
+    for direction in (f"{src_lang}-{tgt_lang}", f"{tgt_lang}-{src_lang}"):
+        value = quality[f"{direction}_chrf"]
+        if value < min_chrf:
+            raise TranslatorTooWeak(
+                f"train_translator: {direction} scores chrF {value:g} on {quality['heldout_pairs']} held-out "
+                f"pairs, below min_chrf={min_chrf:g}; back-translations from it would be noise. Give more "
+                "pairs or steps (max_steps, epochs), or lower min_chrf.")
+
+
+class TranslatorTooWeak(DataprepError):
+    """The trained translator failed its held-out quality gate; the node is not committed."""
 
 
 def _pairs(tables: Iterator[pa.Table]) -> tuple[list[str], list[str], tuple[str, str]]:
@@ -161,17 +222,18 @@ def new_model(tok, p: TranslatorParams):
     return model
 
 
-def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: TranslatorParams
-           ) -> tuple[int, int, float]:
-    """(steps taken, steps planned, last loss)."""
+def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: TranslatorParams,
+           guard: TimeGuard) -> tuple[int, float]:
+    """(steps taken, last loss). The step budget alone decides when training ends."""
     import torch
 
-    total = planned = min(p.max_steps, p.epochs * math.ceil(len(src) / p.batch_size))
+    total = min(p.max_steps, p.epochs * math.ceil(len(src) / p.batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01, fused=True)  # one kernel, not ~100
-    warmup, budget = max(1, round(total * p.warmup)), p.max_seconds / 2
-    gen, started, step, loss = torch.Generator().manual_seed(p.seed), time.monotonic(), 0, float("nan")
+    warmup = max(1, round(total * p.warmup))
+    gen = torch.Generator().manual_seed(p.seed)
+    step, loss = 0, float("nan")
     model.train()
-    while step < total and time.monotonic() - started < budget:
+    while step < total:
         for idx in _length_grouped(torch.randperm(len(src), generator=gen).tolist(), src, p.batch_size):
             for group in opt.param_groups:  # linear warmup, then cosine decay over the step budget
                 group["lr"] = p.lr * min((step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, step / total))))
@@ -183,30 +245,15 @@ def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: Tr
                                                     label_smoothing=p.label_smoothing)
             out.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step(), opt.zero_grad(set_to_none=True)
-            step, loss = step + 1, out.item()
-            if step == 1:  # the first step pays for warm-up allocations: the pace is timed after it
-                paced_from = time.monotonic()
-            elif step == 1 + PACE_STEPS:
-                now = time.monotonic()
-                total = steps_within(total, step, now - started, budget, (now - paced_from) / PACE_STEPS)
-            if step >= total or time.monotonic() - started >= budget:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            loss = out.item()
+            guard.check(step, total)
+            if step >= total:
                 break
     model.eval()
-    return step, planned, loss
-
-
-PACE_STEPS = 20  # steps timed before deciding whether the step budget fits the time budget
-
-
-def steps_within(total: int, done: int, elapsed: float, budget: float, pace: float) -> int:
-    """The step budget, cut once when `done` steps in `elapsed` seconds at `pace` seconds a step would overrun
-    the time budget, so that the schedule still ends at a low rate. The schedule follows steps, not the
-    clock: a machine fast enough keeps `total`, and its weights depend on the data and the seed alone, not
-    on how busy the machine was."""
-    if elapsed + pace * (total - done) <= budget:
-        return total
-    return max(done + 1, done + int((budget - elapsed) / pace))
+    return step, loss
 
 
 def _length_grouped(order: list[int], src: list[list[int]], batch_size: int, window: int = 50) -> Iterator[list[int]]:

@@ -2,25 +2,26 @@
 from __future__ import annotations
 
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import pyarrow as pa
 
-from dataprep.errors import SchemaError
-from dataprep.models.lm import pad
-from dataprep.models.load import device, load_seq2seq, load_tokenizer, max_positions
+from dataprep.errors import DataprepError, SchemaError
+from dataprep.models.compute import TorchCompute, torch_for
+from dataprep.models.seq2seq import Decoding, Seq2Seq
 from dataprep.models.translator import direction_dir
 from dataprep.outcome import Outcome
 from dataprep.registry import SplitScoped, param, stage
 
 LINEAGE = ("parent_id", "aug", "bt_pivot")
 TEXT_DERIVED = ("ppl",)  # columns computed from the text: null on a paraphrase until recomputed
-FILTERS = ("bt_empty", "bt_identical", "bt_length_ratio", "bt_duplicate")
+FILTERS = ("bt_runaway", "bt_empty", "bt_identical", "bt_length_ratio", "bt_duplicate")
 
 
 @dataclass(frozen=True)
-class BacktranslateParams(SplitScoped):
+class BacktranslateParams(SplitScoped, TorchCompute):
     forward: str | dict[str, str] | None = param(
         None, "source → pivot model: {node: NAME} of a train_translator node, a directory or a hub id "
         "(Helsinki-NLP/opus-mt-zh-en)", model_ref=True)
@@ -37,13 +38,24 @@ class BacktranslateParams(SplitScoped):
     top_p: float = param(0.95, "nucleus sampling mass (decoding: sample)")
     n_variants: int = param(1, "candidates per row: pivots from the forward model (the n best beams, or n "
                             "samples), each translated back once")
-    max_new_tokens: int = param(128, "longest generated translation in tokens")
+    max_new_tokens: int = param(128, "hard cap on a generated translation, in tokens")
+    max_token_ratio: float = param(3.0, "a translation may take at most this many times its source's tokens "
+                                   "(+8); a longer one is a runaway (`bt_runaway`): generation stops there")
     min_ratio: float = param(0.5, "drop a candidate shorter than this many times the source (characters)")
     max_ratio: float = param(2.0, "drop a candidate longer than this many times the source (characters)")
+    min_added_share: float = param(0.1, "the node fails (or warns, see on_low_yield) when it adds fewer rows "
+                                   "than this share of the rows it translated: a translator that only produces "
+                                   "discarded text should not pass silently")
+    on_low_yield: Literal["fail", "warn"] = param("fail", "fail: stop the node with an error; warn: commit it, "
+                                                  "warn on the terminal and note bt_low_yield=1 in its ledger")
     seed: int = param(13, "sampling seed (the pipeline's defaults.seed fills it)")
     batch_size: int = param(64, "sentences per generate call (sorted by length first)", knob=True)
 
     def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.min_added_share <= 1 or self.max_token_ratio <= 0:
+            raise ValueError(f"need 0 <= min_added_share <= 1 and max_token_ratio > 0, got {self.min_added_share}, "
+                             f"{self.max_token_ratio}")
         if self.forward is None:
             raise ValueError("backtranslate needs a forward model, e.g. forward: {node: mt} (train_translator) "
                              "or forward: Helsinki-NLP/opus-mt-zh-en with backward: Helsinki-NLP/opus-mt-en-zh")
@@ -58,7 +70,7 @@ class BacktranslateParams(SplitScoped):
             raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
 
 
-@stage("backtranslate", version=1, kind="model", params=BacktranslateParams, consumes=("cls",))
+@stage("backtranslate", version=2, kind="model", params=BacktranslateParams, consumes=("cls",))
 class Backtranslate:
     """Translate each text into the pivot language and back; keep every input row and add the surviving
     round trips as new rows: id `<id>#bt<k>` (k = the variant, 1..n_variants), `parent_id`, `aug` `bt:<pivot>`,
@@ -68,7 +80,9 @@ class Backtranslate:
     each output goes back to its row — greedy outputs do not depend on the batching. Sampling is seeded per
     call (its draws depend on the batch composition, like any batched sampler).
 
-    A candidate is discarded, and counted in the node's notes, when it is empty (`bt_empty`), equal to the
+    A candidate is discarded, and counted in the node's notes, when either translation did not end within
+    `max_token_ratio` times its source's tokens + 8, or `max_new_tokens` (`bt_runaway`: generation stops
+    there, so an untrained or looping model costs little), when it is empty (`bt_empty`), equal to the
     source after NFKC, case folding and removing whitespace (`bt_identical`), shorter than min_ratio or longer
     than max_ratio times the source in characters (`bt_length_ratio`), or equal in that sense to an earlier
     candidate of the same row (`bt_duplicate`). Rows without text are kept and not translated.
@@ -78,6 +92,9 @@ class Backtranslate:
     as M2M100's and NLLB's have) the codes set the source language and force the target language's token
     first (`forced_bos_token_id`); a Marian tokenizer knowing `>>code<<` gets it prefixed to each text.
 
+    When the node adds fewer rows than `min_added_share` of the rows it translated, it fails with an error
+    naming the counts (`on_low_yield: warn` commits it with a warning and the note `bt_low_yield`).
+
     Drop reasons: none (every input row is kept; discarded candidates never were rows).
     """
 
@@ -86,10 +103,17 @@ class Backtranslate:
         forward, src, _ = direction_dir(p.forward, p.src_lang, p.pivot)
         tgt = p.tgt_lang or p.src_lang or src
         backward, _, _ = direction_dir(p.backward or p.forward, p.pivot, tgt)
-        self.forward = Seq2Seq(forward, src, p.pivot, p)
+        torch_for(p)
+        decoding = Decoding(p.decoding, p.num_beams, p.temperature, p.top_p, p.max_new_tokens,
+                            p.max_token_ratio, batch_size=p.batch_size)
+        self.forward = Seq2Seq(forward, src, p.pivot, decoding)
         # One multilingual model (M2M100, NLLB) serves both directions: load it once, not twice.
         shared = self.forward.model if backward == forward else None
-        self.backward = Seq2Seq(backward, p.pivot, tgt, p, model=shared)
+        self.backward = Seq2Seq(backward, p.pivot, tgt, decoding, model=shared)
+
+    @staticmethod
+    def check_totals(notes: dict, p: BacktranslateParams, node: str) -> dict:
+        return check_yield(notes, p, node)
 
     def __call__(self, table: pa.Table) -> Outcome:
         if "text" not in table.column_names:
@@ -101,21 +125,22 @@ class Backtranslate:
         texts = [t or "" for t in table.column("text").to_pylist()]
         todo = [i for i, t in enumerate(texts) if t.strip()]
         pivots = self.forward.translate([texts[i] for i in todo], self.p.n_variants)
-        flat = [v for vs in pivots for v in vs]
+        flat = [v for vs in pivots for v in vs if v is not None]  # a runaway pivot is not translated back
         back = iter(self.backward.translate(flat, 1))
         parents, candidates, notes = [], [], dict.fromkeys(FILTERS, 0)
         for i, variants in zip(todo, pivots):
             source_key = fold(texts[i])
             seen = {source_key}
             for k, pivot in enumerate(variants, start=1):
-                text = next(back)[0]
+                text = None if pivot is None else next(back)[0]
                 reason = judge(texts[i], source_key, text, seen, self.p)
                 if reason:
                     notes[reason] += 1
                 else:
                     parents.append(i)
                     candidates.append((k, text, pivot))
-        notes |= {"bt_candidates": len(flat), "bt_added": len(candidates)}
+        notes |= {"bt_translated": len(todo), "bt_candidates": len(todo) * self.p.n_variants,
+                  "bt_added": len(candidates)}
         return Outcome(with_lineage(table), added=added_rows(table, parents, candidates, self.p.pivot),
                        notes=notes)
 
@@ -125,9 +150,13 @@ def fold(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def judge(source: str, source_key: str, candidate: str, seen: set[str], p: BacktranslateParams) -> str | None:
+def judge(source: str, source_key: str, candidate: str | None, seen: set[str], p: BacktranslateParams
+          ) -> str | None:
     """The filter a candidate fails, or None; a candidate that passes joins `seen` (its row's texts).
-    `source_key` is fold(source), computed once per row rather than once per candidate."""
+    `source_key` is fold(source), computed once per row rather than once per candidate; a candidate is None
+    when its pivot or its way back ran away."""
+    if candidate is None:
+        return "bt_runaway"
     if not candidate.strip():
         return "bt_empty"
     key = fold(candidate)
@@ -168,61 +197,21 @@ def added_rows(table: pa.Table, parents: list[int], candidates: list[tuple[int, 
     return rows
 
 
-class Seq2Seq:
-    """One translation direction: a seq2seq model and its tokenizer, translating lists of texts in batches
-    of similar length."""
-
-    def __init__(self, ref: str, src: str | None, tgt: str | None, p: BacktranslateParams, model=None):
-        # Each direction has its own tokenizer even when the model is shared: lang_codes sets its src_lang.
-        self.tok, self.p = load_tokenizer(ref), p
-        self.model = model if model is not None else load_seq2seq(ref).to(device())
-        self.max_len = max_positions(self.model.config, 512)  # never feed more positions than the model has
-        self.prefix, self.lang_kwargs = lang_codes(self.tok, src, tgt)
-        new_tokens = max_positions(self.model.config, p.max_new_tokens + 1) - 1  # and generate no more
-        self.kwargs = {"max_new_tokens": new_tokens, "num_beams": 1, "do_sample": False, **self.lang_kwargs}
-        if p.decoding == "beam":
-            self.kwargs["num_beams"] = p.num_beams
-        elif p.decoding == "sample":
-            self.kwargs |= {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p, "top_k": 0}
-
-    def translate(self, texts: list[str], n: int) -> list[list[str]]:
-        """n translations of each text (the n best beams or n samples), in input order."""
-        import torch
-
-        ids = self.tok([self.prefix + t for t in texts], truncation=True, max_length=self.max_len)["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)  # longest first: OOM early
-        out: list[list[str]] = [[] for _ in texts]
-        with torch.inference_mode():
-            for start in range(0, len(order), self.p.batch_size):
-                batch = order[start:start + self.p.batch_size]
-                x, mask = pad([ids[i] for i in batch], self.tok.pad_token_id or 0)
-                generated = self.model.generate(input_ids=x, attention_mask=mask, num_return_sequences=n,
-                                                 **self.kwargs)
-                decoded = self.tok.batch_decode(generated, skip_special_tokens=True)
-                for j, i in enumerate(batch):
-                    out[i] = [s.strip() for s in decoded[j * n:(j + 1) * n]]
-        return out
+def check_yield(notes: dict, p: BacktranslateParams, node: str) -> dict:
+    """The node-level check the runner calls once every batch is done: too few added rows fail the node (or,
+    with on_low_yield: warn, add the note bt_low_yield=1 and a warning)."""
+    translated, added = notes.get("bt_translated", 0), notes.get("bt_added", 0)
+    if not translated or added >= p.min_added_share * translated:
+        return {}
+    discarded = ", ".join(f"{k}={notes.get(k, 0)}" for k in FILTERS if notes.get(k))
+    message = (f"nodes.{node}: backtranslate added {added} rows for {translated} translated "
+               f"({added / translated:.1%}, below min_added_share={p.min_added_share:g}); discarded: "
+               f"{discarded or 'none'}. The translator is too weak for these texts, or the filters too strict.")
+    if p.on_low_yield == "fail":
+        raise LowYield(message)
+    warnings.warn(message, stacklevel=2)
+    return {"bt_low_yield": 1}
 
 
-def lang_codes(tok, src: str | None, tgt: str | None) -> tuple[str, dict]:
-    """How a multilingual model is told the languages: (text prefix, generate kwargs).
-
-    M2M100 / NLLB / mBART tokenizers have `src_lang` (it sets the source language token) and the target
-    language is forced as the first generated token; multilingual Marian models read a `>>code<<` prefix.
-    A bilingual model (train_translator's, opus-mt-zh-en) needs neither: the codes only chose its direction.
-    """
-    if tgt is None:
-        return "", {}
-    if hasattr(tok, "src_lang"):
-        if src is not None:
-            tok.src_lang = src
-        lookup = getattr(tok, "lang_code_to_id", None) or {}
-        for token_id in (lookup.get(tgt), *(tok.convert_tokens_to_ids(t) for t in (tgt, f"__{tgt}__"))):
-            if token_id is not None and token_id != tok.unk_token_id:
-                return "", {"forced_bos_token_id": token_id}
-        raise ValueError(f"the tokenizer has no language code {tgt!r} (set src_lang / tgt_lang / pivot in its "
-                         "notation, e.g. eng_Latn for NLLB, en for M2M100)")
-    marker = f">>{tgt}<<"
-    if tok.convert_tokens_to_ids(marker) not in (None, tok.unk_token_id):
-        return marker + " ", {}
-    return "", {}
+class LowYield(DataprepError):
+    """Back-translation added fewer rows than its min_added_share; the node is not committed."""

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from dataprep.models.load import device, load_causal_lm, load_tokenizer, max_positions, texts_of
+from dataprep.models.compute import TorchCompute, torch_for
+from dataprep.models.load import device, load_causal_lm, load_tokenizer, max_positions, pad, texts_of
 from dataprep.registry import SplitScoped, param, stage
 
 
 @dataclass(frozen=True)
-class PplParams(SplitScoped):
+class PplParams(SplitScoped, TorchCompute):
     model: str | dict[str, str] | None = param(None, "a causal LM: {node: NAME} (pretrain_lm), a directory or "
                                                "a hub id", model_ref=True)
     max_len: int = param(256, "tokens scored per text; longer texts are scored on their beginning")
@@ -20,6 +21,7 @@ class PplParams(SplitScoped):
                             knob=True)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.model is None:
             raise ValueError("ppl_score needs a model, e.g. model: {node: lm}")
 
@@ -36,6 +38,7 @@ class PplScore:
 
     def __init__(self, p: PplParams):
         self.p = p
+        torch_for(p)
         self.tok, self.model = load_tokenizer(p.model), load_causal_lm(p.model).to(device())
         self.max_len = max_positions(self.model.config, p.max_len)
 
@@ -76,8 +79,6 @@ class PplScore:
     def _nll(self, seqs: list[list[int]]) -> np.ndarray:
         """Mean NLL per sequence over its predicted tokens (positions 1..n-1); NaN when there are none."""
         import torch
-
-        from dataprep.models.lm import pad
 
         x, mask = pad(seqs, self.tok.pad_token_id if self.tok.pad_token_id is not None else 0)
         logits = self.model(input_ids=x, attention_mask=mask).logits[:, :-1].float()

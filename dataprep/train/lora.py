@@ -23,8 +23,8 @@ from typing import Literal
 
 import pyarrow as pa
 
-from dataprep.models.lm import pad
-from dataprep.models.load import device, load_model, load_tokenizer, max_positions, texts_of
+from dataprep.models.compute import TorchCompute, torch_for
+from dataprep.models.load import device, load_model, load_tokenizer, max_positions, pad, texts_of
 from dataprep.registry import param, stage
 from dataprep.train import evaluate as E
 
@@ -34,7 +34,7 @@ Task = Literal["auto", "seq_cls", "token_cls", "causal_lm"]
 # ----------------------------------------------------------------------------------------------------- config
 
 @dataclass(frozen=True)
-class LoraTrainParams:
+class LoraTrainParams(TorchCompute):
     base_model: str | dict[str, str] | None = param(None, "the model to adapt: {node: NAME}, a directory or a hub "
                                                     "id", model_ref=True)
     task: Task = param("auto", "seq_cls, token_cls or causal_lm; auto: seq_cls for cls rows, token_cls for bio")
@@ -70,6 +70,7 @@ class LoraTrainParams:
     seed: int = param(13, "initialisation, dropout and data order")
 
     def __post_init__(self):
+        super().__post_init__()
         if self.base_model is None:
             raise ValueError("train_lora needs a base_model, e.g. base_model: {node: lm} or a hub id")
         for name in ("r", "alpha", "batch_size", "grad_accum", "epochs", "max_len"):
@@ -95,7 +96,7 @@ def _warn_outside_practice(p: LoraTrainParams) -> None:
 
 # ------------------------------------------------------------------------------------------------- the stage
 
-@stage("train_lora", version=1, kind="build", params=LoraTrainParams, consumes=("cls", "bio"), produces="model")
+@stage("train_lora", version=2, kind="build", params=LoraTrainParams, consumes=("cls", "bio"), produces="model")
 def train_lora(batches: Callable[[], Iterator[pa.Table]], p: LoraTrainParams, out_dir: Path,
                work_dir: Path | None = None) -> dict:
     """Fine-tune `base_model` with LoRA on the `train` split of the input, select on `validation`, score on
@@ -240,7 +241,7 @@ class TrainingDiverged(RuntimeError):
 def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | None = None,
           progress: Callable[[dict], None] | None = None):
     """Train, select, score and save; return (model, tokenizer, notes for the node's stats)."""
-    import torch
+    torch = torch_for(p)
 
     model, tok = build_model(p, data)
     max_len = max_positions(model.config, p.max_len)
@@ -456,9 +457,10 @@ def _save_checkpoint(path: Path, model, opt, sched, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
+    # Tensors and plain containers only: the checkpoint loads with weights_only=True (no pickle runs code).
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}, tmp / "trainer_state.pt")
-    (tmp / "state.json").write_text(json.dumps(state))
+                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+    (tmp / "state.json").write_text(json.dumps({**state, "python_rng": random.getstate()}))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 
@@ -466,9 +468,11 @@ def _save_checkpoint(path: Path, model, opt, sched, state: dict) -> None:
 def _load_checkpoint(path: Path, model, opt, sched) -> dict:
     import torch
     _load_adapter(path, model)
-    saved = torch.load(path / "trainer_state.pt", weights_only=False)
+    saved = torch.load(path / "trainer_state.pt", weights_only=True)
     opt.load_state_dict(saved["optimizer"])
     sched.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["torch_rng"])
-    random.setstate(saved["python_rng"])
-    return json.loads((path / "state.json").read_text())
+    state = json.loads((path / "state.json").read_text())
+    version, internal, gauss = state.pop("python_rng")
+    random.setstate((version, tuple(internal), gauss))
+    return state

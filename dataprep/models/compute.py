@@ -1,0 +1,63 @@
+"""How torch computes for a stage: the one place that imports torch for a node and fixes its thread count.
+
+Why the thread count is a keyed parameter and not an execution knob: torch's CPU reductions and MKL's GEMMs
+split their work by thread, so the float sums — and after a few hundred steps, the weights — depend on how
+many threads ran. Measured here (tiny GPT-2, 30 AdamW steps, same seed): 1 and 2 threads give different
+weights, while 1 thread gives the same weights on a quiet and on a busy machine. A build or model node is
+therefore decided by its key only if the thread count is in the key: `threads` is, and it defaults to 1.
+One thread a node also stops torch from oversubscribing a busy machine (two threads on two busy cores ran
+training 3-6x slower); the other core reads, writes and hashes for the runner.
+
+MKL picks its kernels by the CPU's instruction set, which would make weights differ between machines of one
+cluster; `MKL_CBWR=AVX2` (set here unless the user set it) pins the AVX2 code path, which every x86-64
+machine of the last decade runs, and which gave the same weights as MKL's own choice on this AVX-512 machine.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from dataprep.errors import DataprepError
+from dataprep.registry import param
+
+# Must be in the environment before MKL runs its first kernel; setdefault leaves a user's choice alone.
+os.environ.setdefault("MKL_CBWR", "AVX2")
+
+
+@dataclass(frozen=True)
+class TorchCompute:
+    """Params mixin for stages that run torch: the intra-op thread count, part of the key (see module doc)."""
+    threads: int = param(1, "torch threads for this node's math; part of the key, because the float results "
+                         "depend on it (1: the same bytes on any machine, busy or quiet)")
+
+    def __post_init__(self):
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+
+
+def torch_for(p: TorchCompute):
+    """torch, with the node's thread count set: call at the start of every node that computes with it."""
+    import torch
+    torch.set_num_threads(p.threads)
+    return torch
+
+
+class TimeGuard:
+    """An optional wall-clock limit that stops a build with an error, never with a model: weights trained
+    until the clock ran out would depend on how fast and how busy the machine was, under the same key."""
+
+    def __init__(self, stage: str, max_seconds: float | None):
+        self.stage, self.max_seconds = stage, max_seconds
+        self.started = time.monotonic()
+
+    def check(self, step: int, total: int) -> None:
+        if self.max_seconds is None or time.monotonic() - self.started <= self.max_seconds:
+            return
+        raise BuildTimeout(f"{self.stage}: max_seconds={self.max_seconds:g} ran out at step {step} of {total}; "
+                           "nothing was saved (a model cut short by the clock would depend on this machine's "
+                           "speed). Raise max_seconds, unset it, or lower max_steps.")
+
+
+class BuildTimeout(DataprepError):
+    """A build node's optional time limit ran out; the node is not committed."""
