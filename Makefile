@@ -27,7 +27,7 @@ data: setup
 
 train: setup
 	$(VENV)/bin/dataprep run $(PIPELINE) --until $(MODEL_NODE)
-	@cat "$$($(VENV)/bin/dataprep path $(PIPELINE) $(MODEL_NODE))/report.md"
+	@cd "$$($(VENV)/bin/dataprep path $(PIPELINE) $(MODEL_NODE))" && cat report.md efficiency.md
 
 test: setup
 	$(PY) -m pytest -q

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.cache import read_part
+from dataprep.cache import pipeline_lock, read_part
 from dataprep.dag import parse_pipeline
 from dataprep.errors import ConfigError
 from dataprep.io import reader_for, write_table
@@ -79,11 +79,14 @@ def train_on_file(input_path: str, output: str, params: dict, read_params: dict,
         head = "splits"
     nodes["adapter"] = {"uses": "train_lora", "input": head, "with": params}
     runner = Runner(parse_pipeline({"name": train_pipeline_name(input_path), "nodes": nodes}), cache_dir)
-    work = runner.cache("adapter").work_dir
-    if work.exists() and not resume:
-        shutil.rmtree(work)
-    runner.run()
-    shutil.copytree(runner.model_dir("adapter"), output, dirs_exist_ok=True)
+    # The whole job under the pipeline's lock (re-entrant, so run() takes it again): a second `dataprep train`
+    # of the same file must not remove this one's checkpoints, nor a `clean` the adapter while it is copied.
+    with pipeline_lock(cache_dir, runner.pipeline.name):
+        work = runner.cache("adapter").work_dir
+        if work.exists() and not resume:
+            shutil.rmtree(work)
+        runner.run()
+        shutil.copytree(runner.model_dir("adapter"), output, dirs_exist_ok=True)
     return f"adapter written to {output}; see {Path(output) / 'report.md'}"
 
 

@@ -41,6 +41,9 @@ from dataprep.registry import key_params, model_ref_fields
 
 MANIFEST = "manifest.json"
 STATS = "stats.json"
+# Files that hold what was measured while the node ran (wall-clock seconds, latency, memory): they differ
+# between two runs of one key by nature, so the manifest does not vouch for their bytes.
+MEASURED = {STATS, "efficiency.json", "efficiency.md"}
 LOCK = ".lock"  # <root>/<pipeline>/.lock: a dot name, so no node (names start with a letter or digit) can clash
 FORMAT = 2      # manifest format: 2 added `format` and `files` (size and xxh3-128 of every file)
 NAME_RULE = "1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit, no '..'"
@@ -278,7 +281,8 @@ class NodeCache:
         except OSError as e:
             raise _Corrupt(f"{MANIFEST}: unreadable ({e.strerror})") from None
         if not raw.strip():
-            raise _Corrupt(f"{MANIFEST}: empty")  # a power loss between create and write leaves this
+            # A disk fault or a hand edit: a commit writes the manifest whole and fsyncs it before the rename.
+            raise _Corrupt(f"{MANIFEST}: empty")
         try:
             manifest = json.loads(raw)
         except ValueError:  # UnicodeDecodeError included
@@ -316,7 +320,9 @@ class NodeCache:
         if not holds_lock(self.root, self.pipeline):
             raise CacheError(f"NodeCache.begin without the lock of pipeline {self.pipeline}: "
                              "take pipeline_lock first")
-        self.base.mkdir(parents=True, exist_ok=True)
+        if not self.base.is_dir():
+            self.base.mkdir(parents=True)
+            _fsync_dir(self.base.parent)  # the new node directory's own name must be durable too
         for stale in self.base.glob(f"{self.key}.partial-*"):
             if _LEFTOVER.fullmatch(stale.name):
                 _remove(stale)
@@ -396,8 +402,9 @@ def _xxh3(path: Path, fsync: bool = False) -> str:
 
 def _describe(scratch: Path) -> dict[str, dict]:
     """{relative name: {size, xxh3}} of every regular file the entry vouches for, each fsynced on the way.
-    stats.json is left out: it holds wall-clock timings, so recording its bytes would make two runs of one key
-    write different manifests (tests/test_resume.py compares them), and nothing reads it back. Symlinks are
+    MEASURED files (stats.json, a trainer's efficiency.*) are left out: they hold wall-clock timings, so
+    recording their bytes would make two runs of one key write different manifests (tests/test_resume.py
+    compares them). Symlinks are
     left out too: a link cannot be vouched for by its bytes, and no stage writes one."""
     files = {}
     for directory, dirnames, filenames in os.walk(scratch):
@@ -405,7 +412,7 @@ def _describe(scratch: Path) -> dict[str, dict]:
         for filename in sorted(filenames):
             path = Path(directory) / filename
             name = path.relative_to(scratch).as_posix()
-            if name in (MANIFEST, MANIFEST + ".tmp", STATS) or path.is_symlink():
+            if name in (MANIFEST, MANIFEST + ".tmp") or path.name in MEASURED or path.is_symlink():
                 continue
             files[name] = {"size": path.stat().st_size, "xxh3": _xxh3(path, fsync=True)}
     return files

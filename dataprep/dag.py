@@ -24,7 +24,7 @@ import yaml
 
 from dataprep import registry
 from dataprep.cache import NAME_RULE, safe_name
-from dataprep.errors import ConfigError, brief
+from dataprep.errors import ConfigError, brief, one_line
 from dataprep.registry import MODEL, Stage
 from dataprep.scope import check_evaluation_rows_untouched
 
@@ -103,7 +103,7 @@ def load_yaml(text: str, source: str) -> Any:
     except RecursionError:  # the composer recurses once per level, before _check_tree can count them
         raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
     except ValueError as e:  # an integer longer than Python converts (sys.get_int_max_str_digits)
-        raise ConfigError(f"{source}: not valid YAML: {_one_line(str(e))}") from None
+        raise ConfigError(f"{source}: not valid YAML: {one_line(str(e))}") from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -175,20 +175,15 @@ def _yaml_problem(e: yaml.YAMLError, text: str) -> str:
         line = text.count("\n", 0, e.position) + 1
         return f"unacceptable character #x{e.character:04x}: {e.reason} (line {line})"
     if not isinstance(e, yaml.MarkedYAMLError):
-        return _one_line(str(e))
+        return one_line(str(e))
     what = "; ".join(x for x in (e.context, e.problem) if x)
     mark = e.problem_mark or e.context_mark
     return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _clip(text: str, limit: int = 40) -> str:
     """A user-given name as part of an error's location: short, one line."""
-    return _one_line(str(text), limit)
+    return one_line(str(text), limit)
 
 
 def _read_text(path: Path) -> str:
@@ -284,7 +279,7 @@ def _import_modules(modules: Any, base_dir: Path | None) -> None:
             try:
                 importlib.import_module(module)
             except Exception as e:  # the user's module may fail in any way while it imports: one line, not a trace
-                raise ConfigError(f"cannot import {brief(module)}: {type(e).__name__}: {_one_line(str(e))}",
+                raise ConfigError(f"cannot import {brief(module)}: {type(e).__name__}: {one_line(str(e))}",
                                   key="imports") from None
 
 

@@ -49,3 +49,9 @@ def brief(value, limit: int = 80) -> str:
     except Exception:  # e.g. an int beyond Python's digit limit cannot be printed at all
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A message (which may quote a huge or multi-line value) as one line of at most `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from dataprep.errors import ConfigError, brief
+from dataprep.errors import ConfigError, brief, one_line
 from dataprep.outcome import Outcome
 
 KINDS = ("source", "map", "filter", "model", "global", "build")
@@ -167,7 +167,7 @@ def build_params(cls: type, values: dict, node: str | None = None):
     for key in values:
         if key not in fields:
             raise ConfigError(f"unknown parameter {brief(key)} (known: {', '.join(fields) or 'none'})",
-                              node, f"with.{_one_line(str(key), 40)}")
+                              node, f"with.{one_line(str(key), 40)}")
     for key, value in values.items():
         if not _type_ok(value, hints[key]):
             raise ConfigError(f"expected {_type_name(hints[key])}, got {brief(value)}", node, f"with.{key}")
@@ -177,7 +177,7 @@ def build_params(cls: type, values: dict, node: str | None = None):
     try:
         return cls(**values)
     except (TypeError, ValueError, ArithmeticError) as e:  # __post_init__ checks of ranges and combinations
-        raise ConfigError(_one_line(str(e)), node, "with") from None
+        raise ConfigError(one_line(str(e), 300), node, "with") from None
 
 
 def _beyond_64_bits(value: Any, budget: int = 100_000) -> int | None:
@@ -193,12 +193,6 @@ def _beyond_64_bits(value: Any, budget: int = 100_000) -> int | None:
         elif isinstance(v, dict):
             stack.extend((*v.keys(), *v.values()))
     return None
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    """A stage's own error message (which may quote a huge value) as one bounded line."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

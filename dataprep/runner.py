@@ -60,7 +60,9 @@ class Runner:
     """
     pipeline: Pipeline
     cache_root: str | Path = DEFAULT_CACHE
-    batch_rows: int = 50_000      # rows per batch read from a cached node; an execution knob, not in keys
+    # Not in the keys, so keep the defaults for bytes that match other machines: batch_rows decides which rows
+    # a model stage sees together (padding changes floats), rows_per_part how the parts are cut.
+    batch_rows: int = 50_000      # rows per batch read from a cached node
     rows_per_part: int = 1_000_000
     progress: Progress = field(default_factory=Progress)
     part_formats: dict[str, str] = field(default_factory=dict)  # node -> "parquet" (the default) or "arrow"

@@ -16,16 +16,29 @@ import pyarrow.compute as pc
 from dataprep.errors import ConfigError, SchemaError
 from dataprep.registry import SplitScoped
 
+EVALUATION_SPLITS = ("validation", "test")
+
 
 def row_filter(params) -> Callable[[pa.Table], pa.Array] | None:
-    """The mask of rows a scoped stage acts on, or None when it acts on every row."""
+    """The mask of rows a scoped stage acts on, or None when it acts on every row. `only_split` and
+    `only_augmented` together mean both: generated rows of that split."""
     if not isinstance(params, SplitScoped):
         return None
+    masks = []
     if params.only_split:
-        return lambda batch: _in_split(batch, params.only_split)
+        masks.append(lambda batch: _in_split(batch, params.only_split))
     if params.only_augmented:
-        return _augmented
-    return None
+        masks.append(augmented_outside_evaluation)
+    if not masks:
+        return None
+    return lambda batch: _all(batch, masks)
+
+
+def _all(batch: pa.Table, masks: list) -> pa.Array:
+    mask = masks[0](batch)
+    for more in masks[1:]:
+        mask = pc.and_(mask, more(batch))
+    return mask
 
 
 def _in_split(batch: pa.Table, split: str) -> pa.Array:
@@ -34,11 +47,16 @@ def _in_split(batch: pa.Table, split: str) -> pa.Array:
     return pc.fill_null(pc.equal(batch.column("split"), split), False)
 
 
-def _augmented(batch: pa.Table) -> pa.Array:
-    """Generated rows carry `aug` (e.g. bt:en); a table without the column has none."""
+def augmented_outside_evaluation(batch: pa.Table) -> pa.Array:
+    """Generated rows (non-null `aug`, e.g. bt:en) that are not in a validation or test split: a pipeline
+    that augments before `split` puts paraphrases in evaluation splits, and those stay untouched too."""
     if "aug" not in batch.column_names:
         return pa.array([False] * batch.num_rows, pa.bool_())
-    return pc.is_valid(batch.column("aug"))
+    generated = pc.is_valid(batch.column("aug"))
+    if "split" not in batch.column_names:
+        return generated
+    evaluation = pc.fill_null(pc.is_in(batch.column("split"), pa.array(EVALUATION_SPLITS)), False)
+    return pc.and_(generated, pc.invert(evaluation))
 
 
 def check_evaluation_rows_untouched(nodes: dict) -> None:
@@ -46,12 +64,11 @@ def check_evaluation_rows_untouched(nodes: dict) -> None:
     after_split: set[str] = set()
     for name, node in nodes.items():  # topological order: inputs first
         upstream = [i for i in node.inputs if i in after_split or nodes[i].stage.assigns_splits]
-        if not upstream or node.stage.kind in ("build", "source"):
-            if upstream:
-                after_split.add(name)
+        if not upstream:
             continue
         after_split.add(name)
-        _require_scope(name, node, upstream[0])
+        if node.stage.kind != "build":  # a build reads rows and writes a model: it changes no row
+            _require_scope(name, node, upstream[0])
 
 
 def _require_scope(name: str, node, upstream: str) -> None:

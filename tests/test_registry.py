@@ -90,8 +90,9 @@ def test_knob_params_are_left_out_of_key_params():
     assert set(keyed) == {"n", "ratio", "flag", "names", "mode", "maybe"}
 
 
-def test_batch_rows_of_readers_is_a_knob():
-    assert "batch_rows" not in key_params(build_params(CsvParams, {"path": "x"}))
+def test_batch_rows_of_readers_is_in_the_key():
+    """It decides the row groups, so the bytes, of the reader's parts."""
+    assert "batch_rows" in key_params(build_params(CsvParams, {"path": "x"}))
 
 
 def test_params_help_lists_type_default_and_help():

@@ -83,12 +83,23 @@ def test_changing_the_source_bytes_reruns_everything(small_pipeline, workdir):
 
 
 def test_a_knob_only_change_keeps_every_key(small_pipeline):
+    import yaml
+    doc = yaml.safe_load(small_pipeline.read_text())
+    doc["nodes"]["seeded"] = {"uses": "t_seeded", "input": "raw", "with": {"knob": 1}}
+    small_pipeline.write_text(yaml.safe_dump(doc, sort_keys=False))
     first = runner(small_pipeline)
     first.run()
-    edit(small_pipeline, "raw", batch_rows=2)
+    edit(small_pipeline, "seeded", knob=2)
     second = runner(small_pipeline)
     assert second.keys == first.keys
     assert set(statuses(second.run()).values()) == {"cached"}
+
+
+def test_a_readers_batch_rows_is_in_its_key(small_pipeline):
+    """It decides the Parquet row groups of the reader's parts, so their bytes: not a knob."""
+    first = runner(small_pipeline)
+    edit(small_pipeline, "raw", batch_rows=2)
+    assert runner(small_pipeline).keys["raw"] != first.keys["raw"]
 
 
 def test_until_runs_only_the_node_and_its_ancestors(small_pipeline):
@@ -202,8 +213,9 @@ def test_many_small_batches_give_the_same_output_as_one_batch(workdir):
             "over": {"uses": "t_oversample", "input": "kept", "with": {"drop_label": "2"}}}
     one = Runner(parse_pipeline({"name": "p", "nodes": nodes(10_000)}), "one")
     many = Runner(parse_pipeline({"name": "p", "nodes": nodes(4)}), "many", batch_rows=5, rows_per_part=17)
-    one.run(), many.run()
-    assert one.keys == many.keys
+    one.run()
+    many.run()
+    assert one.keys["raw"] != many.keys["raw"]  # the reader's batch_rows decides its row groups: keyed
     assert len(many.cache("up").parts()) > 1 and len(one.cache("up").parts()) == 1
     for node in ("raw", "up", "kept", "over"):
         assert many.output(node).equals(one.output(node)), node

@@ -62,6 +62,19 @@ def test_only_augmented_routes_original_rows_around_the_stage():
     assert sorted(out.kept.column("id").to_pylist()) == ["t:1", "t:2", "t:3"]  # t:1 is 'pos' but an original
 
 
+def test_only_split_and_only_augmented_together_mean_both():
+    table = augmented_table().set_column(5, "split", pa.array(["train", "test", "train", "validation", "train"]))
+    out = get("t_scoped_drop").run(table, only_split="train", only_augmented=True, drop_label="pos")
+    assert [(r["id"], r["reason"]) for r in out.rejected.to_pylist()] == [("t:5", "scoped_drop:2")]
+
+
+def test_only_augmented_leaves_generated_rows_in_evaluation_splits_alone():
+    """Augmenting before `split` puts paraphrases in validation and test: they are evaluation rows too."""
+    table = augmented_table().set_column(5, "split", pa.array(["train", "test", "test", "validation", "train"]))
+    out = get("t_scoped_drop").run(table, only_augmented=True, drop_label="pos")
+    assert [(r["id"], r["reason"]) for r in out.rejected.to_pylist()] == [("t:5", "scoped_drop:1")]
+
+
 def test_keep_originals_drops_generated_copies_of_any_row_and_never_an_original():
     out = get("exact_dedup").run(augmented_table(), fold=["whitespace", "case"], keep_originals=True)
     assert sorted((r["id"], r["reason"]) for r in out.rejected.to_pylist()) == [
@@ -80,6 +93,18 @@ def test_keep_originals_when_a_generated_row_comes_before_the_original_it_copies
     same = cls_table(["same text", "same text"], ["x", "x"]).append_column("aug", pa.array(["bt:en", None]))
     out = get("exact_dedup").run(same, keep_originals=True)
     assert [(r["id"], r["reason"]) for r in out.rejected.to_pylist()] == [("t:1", "duplicate_of:t:2")]
+
+
+@pytest.mark.parametrize("conflicts", ["keep_majority", "keep_first", "drop_all"])
+def test_generated_rows_never_outvote_an_original(conflicts):
+    """Two paraphrases labelled neg equal a test row labelled pos: whatever the conflict rule, the test row
+    stays with its label and neither paraphrase survives (one would leak the test row into training)."""
+    table = cls_table(["same", "same", "same"], ["pos", "neg", "neg"], split=["test", "train", "train"])
+    table = table.append_column("aug", pa.array([None, "bt:en", "bt:en"], pa.string()))
+    for bits in (64, 128):
+        out = get("exact_dedup").run(table, keep_originals=True, conflicts=conflicts, bits=bits)
+        assert out.kept.column("id").to_pylist() == ["t:1"]
+        assert sorted(r["reason"] for r in out.rejected.to_pylist()) == ["label_conflict:neg|pos"] * 2
 
 
 def test_a_pipeline_that_refilters_only_augmented_rows_leaves_evaluation_rows_as_split_wrote_them(workdir):

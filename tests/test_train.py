@@ -140,8 +140,10 @@ def test_training_beats_the_majority_baseline_and_writes_metrics(base_model, tmp
     assert metrics["split"] == "test"
     assert metrics["accuracy"] > metrics["majority_baseline"]["accuracy"]
     assert set(metrics["per_class"]) == {"neg", "pos"} and "confusion" in metrics
-    assert metrics["latency_ms_batch1"] > 0 and metrics["latency_ms_batch32"] > 0
-    assert metrics["process_peak_rss_mb"] > 0
+    cost = json.loads((tmp_path / "o" / "efficiency.json").read_text())  # measured: kept apart from metrics
+    assert cost["latency_ms_batch1"] > 0 and cost["latency_ms_batch32"] > 0
+    assert cost["process_peak_rss_mb"] > 0 and cost["train_seconds"] > 0
+    assert "latency_ms_batch1" not in metrics and "ms/sample" not in (tmp_path / "o" / "report.md").read_text()
 
 
 def test_token_classification_labels_the_first_piece_of_each_word(base_model, tmp_path):

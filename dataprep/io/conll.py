@@ -31,7 +31,8 @@ class ConllParams:
     strip_token_position: bool = param(
         False, "tokens carry a word-position number after the character (Weibo 2nd_conll: '新0', 'p10'): "
         "drop it, keeping at least one character")
-    batch_rows: int = param(50_000, "sentences per batch handed to the next stage", knob=True)
+    batch_rows: int = param(50_000, "sentences per batch handed to the next stage (part of the key: it decides "
+                            "the Parquet row groups, so the bytes)")
 
     def __post_init__(self):
         if self.delimiter == "":

@@ -35,7 +35,8 @@ class ClsFields:
     id_field: str | None = param(None, "input field holding a stable id; default: <file>:<line>")
     lang_field: str = param("lang", "input field holding the language code, when present")
     lang: str | None = param(None, "language code for rows that have none (normalize can also detect it)")
-    batch_rows: int = param(50_000, "rows per batch handed to the next stage", knob=True)
+    batch_rows: int = param(50_000, "rows per batch handed to the next stage (part of the key: it decides the "
+                            "Parquet row groups, so the bytes)")
 
 
 class BadValue(Exception):

@@ -31,7 +31,8 @@ class ParallelParams:
         20, "quoting 'minimal': a quoted field spanning more lines than this is an unbalanced quote, rejected")
     src_lang: str = param("zh", "language code of the source column")
     tgt_lang: str = param("en", "language code of the target column")
-    batch_rows: int = param(50_000, "rows per batch handed to the next stage", knob=True)
+    batch_rows: int = param(50_000, "rows per batch handed to the next stage (part of the key: it decides the "
+                            "Parquet row groups, so the bytes)")
 
     def __post_init__(self):
         if len(self.delimiter) != 1:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from dataprep.errors import DataprepError
 from dataprep.registry import param
@@ -27,9 +28,12 @@ os.environ.setdefault("MKL_CBWR", "AVX2")
 
 @dataclass(frozen=True)
 class TorchCompute:
-    """Params mixin for stages that run torch: the intra-op thread count, part of the key (see module doc)."""
+    """Params mixin for stages that run torch: where and with how many threads, both part of the key (a GPU
+    and a CPU compute different floats from the same seed, as 1 and 2 threads do; see the module doc)."""
     threads: int = param(1, "torch threads for this node's math; part of the key, because the float results "
                          "depend on it (1: the same bytes on any machine, busy or quiet)")
+    device: Literal["cpu", "cuda"] = param("cpu", "where this node computes; part of the key, because a GPU "
+                                           "computes other floats than a CPU (set defaults: {device: cuda})")
 
     def __post_init__(self):
         if self.threads < 1:
@@ -37,8 +41,13 @@ class TorchCompute:
 
 
 def torch_for(p: TorchCompute):
-    """torch, with the node's thread count set: call at the start of every node that computes with it."""
+    """torch, with the node's device and thread count set: call at the start of every node that computes."""
     import torch
+
+    from dataprep.models.load import use_device
+    if p.device == "cuda" and not torch.cuda.is_available():
+        raise DataprepError("device: cuda, but torch sees no CUDA device here; use device: cpu (the default)")
+    use_device(p.device)
     torch.set_num_threads(p.threads)
     return torch
 

@@ -70,9 +70,18 @@ def texts_of(table: pa.Table) -> list[str]:
             for tokens, lang in zip(table.column("tokens").to_pylist(), langs)]
 
 
+_DEVICE = "cpu"  # set per node by models.compute.torch_for from the node's keyed `device`
+
+
 def device():
+    """The device the running node computes on: its `device` param (cpu unless the pipeline says cuda)."""
     import torch
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(_DEVICE)
+
+
+def use_device(name: str) -> None:
+    global _DEVICE
+    _DEVICE = name
 
 
 def pad(seqs: list[list[int]], pad_id: int):

@@ -64,12 +64,14 @@ class Seq2Seq:
 
     def _generate(self, batch_ids: list[list[int]], n: int) -> list[list[str | None]]:
         """Translations of one batch. The batch's length limit is its longest source's bound; each row is then
-        held to its own bound, so a row's output does not depend on the rows it was batched with."""
+        held to its own bound, so which rows count as runaways does not depend on the batching. (The floats
+        can: padding changes the shapes the kernels see, which is why batch_size is part of the key.)"""
         bounds = [min(self.cap, self.decoding.bound(len(x))) for x in batch_ids]
+        language_token = 1 if "forced_bos_token_id" in self.lang_kwargs else 0
         x, mask = pad(batch_ids, self.tok.pad_token_id or 0)
         generated = self.model.generate(input_ids=x, attention_mask=mask, num_return_sequences=n,
-                                        max_new_tokens=max(bounds), **self.decoding.generate_kwargs(),
-                                        **self.lang_kwargs)
+                                        max_new_tokens=max(bounds) + language_token,
+                                        **self.decoding.generate_kwargs(), **self.lang_kwargs)
         rows = generated.tolist()
         return [[self._decode(rows[j * n + k], bound) for k in range(n)] for j, bound in enumerate(bounds)]
 
@@ -80,10 +82,11 @@ class Seq2Seq:
         config = self.model.generation_config
         eos, pad_id = config.eos_token_id, self.tok.pad_token_id
         ends = set(eos if isinstance(eos, list) else [eos])
-        start = 1 if tokens and tokens[0] == config.decoder_start_token_id else 0
-        body = tokens[start:]
+        body = tokens[1:]  # generate() starts every output with the decoder start token (for Marian: pad)
         stop = next((k for k, t in enumerate(body) if t in ends or t == pad_id), None)
         limit = bound - 1 if config.forced_eos_token_id is not None else bound
+        if "forced_bos_token_id" in self.lang_kwargs:  # the target language token takes a slot of the bound
+            limit += 1
         if stop is None or stop >= limit:
             return None
         return self.tok.decode(body[:stop], skip_special_tokens=True).strip()

@@ -49,7 +49,8 @@ class BacktranslateParams(SplitScoped, TorchCompute):
     on_low_yield: Literal["fail", "warn"] = param("fail", "fail: stop the node with an error; warn: commit it, "
                                                   "warn on the terminal and note bt_low_yield=1 in its ledger")
     seed: int = param(13, "sampling seed (the pipeline's defaults.seed fills it)")
-    batch_size: int = param(64, "sentences per generate call (sorted by length first)", knob=True)
+    batch_size: int = param(64, "sentences per generate call (sorted by length first); part of the key: the "
+                            "batching changes the padding, and so the floats")
 
     def __post_init__(self):
         super().__post_init__()

@@ -13,6 +13,7 @@ import xxhash
 
 from dataprep.outcome import Outcome
 from dataprep.registry import param, stage
+from dataprep.scope import augmented_outside_evaluation
 from dataprep.stages import text as T
 
 Fold = Literal["whitespace", "case", "nfkc", "halfwidth"]
@@ -26,9 +27,9 @@ class DedupParams:
                                    "~n²/2⁶⁵), 128 beyond")
     conflicts: Literal["drop_all", "keep_majority", "keep_first"] = param(
         "drop_all", "same key, different labels: drop every copy, keep the majority label, or keep the first")
-    keep_originals: bool = param(False, "drop only generated rows (non-null `aug`): every other row is kept and "
-                                 "is the keeper of its copies, so a paraphrase equal to any row, validation and "
-                                 "test rows included, goes, and no original row is ever dropped")
+    keep_originals: bool = param(False, "drop only generated rows (non-null `aug`) outside validation and test: "
+                                 "every other row is kept and is the keeper of its copies, so a paraphrase equal "
+                                 "to any row, an evaluation row included, goes, and no original row ever does")
     all_splits: bool = param(False, "after `split`: dedup across every split, dropping evaluation rows, knowingly")
 
     def declares_scope(self) -> bool:
@@ -76,8 +77,8 @@ def _no_null_items(lists: pa.ChunkedArray) -> pa.Array:
 class ExactDedup:
     """Keep the first row of every group of rows with the same key; for `bio` rows the key is the token sequence.
 
-    Memory: 12 bytes per row (hash + label code) plus the ids of rows that have copies (of every row with
-    keep_originals, whose keepers may come after their copies).
+    Memory: 12 bytes per row (20 with 128-bit hashes) plus the ids of rows that have copies — of every row with
+    keep_originals, whose keepers may come after their copies.
     Drop reasons: `duplicate_of:<id of the kept row>`; `label_conflict:<labels>` when copies disagree on the
     label (`conflicts` decides which, if any, survives).
     """
@@ -123,7 +124,7 @@ class ExactDedup:
         differs = np.flatnonzero((sorted_labels[1:] != sorted_labels[:-1]) & ~is_start[1:]) + 1
         starts, ends = np.flatnonzero(is_start), np.append(np.flatnonzero(is_start)[1:], n)
         for g in np.unique(group[differs]).tolist():
-            self._resolve_conflict(order[starts[g]:ends[g]], labels)
+            self._resolve_conflict(order[starts[g]:ends[g]], labels, generated)
         if generated is not None:
             originals = np.flatnonzero(~generated)
             self.keeper[originals] = originals
@@ -131,16 +132,21 @@ class ExactDedup:
         self.has_copies = np.zeros(n, bool)
         self.has_copies[copies] = True
 
-    def _resolve_conflict(self, members: np.ndarray, labels: np.ndarray) -> None:
+    def _resolve_conflict(self, members: np.ndarray, labels: np.ndarray, generated: np.ndarray | None) -> None:
+        """Decide a group whose rows disagree on the label. With keep_originals, generated rows cannot outvote
+        an original: the majority is counted among the group's originals when it has any."""
         member_labels = labels[members].tolist()
-        counts = Counter(member_labels)
-        names = "|".join(sorted(self.label_names[c] for c in counts))
+        names = "|".join(sorted(self.label_names[c] for c in set(member_labels)))
+        voters = member_labels
+        if generated is not None and not generated[members].all():
+            voters = labels[members[~generated[members]]].tolist()
+        counts = Counter(voters)
         if self.p.conflicts == "drop_all":
             winner = None
         elif self.p.conflicts == "keep_first":
             winner = member_labels[0]
         else:  # keep_majority; a tie goes to the label seen first
-            winner = max(counts, key=lambda lab: (counts[lab], -member_labels.index(lab)))
+            winner = max(counts, key=lambda lab: (counts[lab], -voters.index(lab)))
         for row, lab in zip(members.tolist(), member_labels):
             if lab != winner:
                 self.keeper[row] = -1
@@ -154,10 +160,11 @@ class ExactDedup:
         self.offset += table.num_rows
         keeper = self.keeper[rows]
         kept = keeper == rows
-        # Remember the ids of rows that others will name as their keeper (keepers come first in input order).
-        keepers = np.flatnonzero(kept & self.has_copies[rows])
-        ids = table.column("id").take(pa.array(keepers)).to_pylist()
-        self.keeper_ids.update(zip(rows[keepers].tolist(), ids))
+        if self.all_ids is None:
+            # Remember the ids of rows that others will name as their keeper (keepers come first in input order).
+            keepers = np.flatnonzero(kept & self.has_copies[rows])
+            ids = table.column("id").take(pa.array(keepers)).to_pylist()
+            self.keeper_ids.update(zip(rows[keepers].tolist(), ids))
         reasons: list[str | None] = [None] * table.num_rows
         for i in np.flatnonzero(~kept).tolist():
             k = int(keeper[i])
@@ -170,10 +177,9 @@ class ExactDedup:
 
 
 def _generated(table: pa.Table) -> np.ndarray:
-    """Rows made by a stage (back-translations, copies): those with a non-null `aug`."""
-    if "aug" not in table.column_names:
-        return np.zeros(table.num_rows, bool)
-    return pc.is_valid(table.column("aug")).to_numpy(zero_copy_only=False)
+    """The rows keep_originals may drop: generated ones (non-null `aug`: back-translations, copies) outside
+    the validation and test splits (those are evaluation rows, however they were made)."""
+    return augmented_outside_evaluation(table).to_numpy(zero_copy_only=False)
 
 
 def _group_order(h: np.ndarray, generated: np.ndarray | None) -> np.ndarray:

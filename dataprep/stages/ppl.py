@@ -17,8 +17,8 @@ class PplParams(SplitScoped, TorchCompute):
     model: str | dict[str, str] | None = param(None, "a causal LM: {node: NAME} (pretrain_lm), a directory or "
                                                "a hub id", model_ref=True)
     max_len: int = param(256, "tokens scored per text; longer texts are scored on their beginning")
-    max_logits: int = param(1 << 25, "cap on batch tokens x vocabulary per forward pass (memory bound)",
-                            knob=True)
+    # In the key, not a knob: which texts share a forward pass changes their padding, and padding the floats.
+    max_logits: int = param(1 << 25, "cap on batch tokens x vocabulary per forward pass (memory bound)")
 
     def __post_init__(self):
         super().__post_init__()

@@ -274,7 +274,9 @@ def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | Non
             if state["batch"] % p.grad_accum and state["batch"] != len(order):
                 continue  # accumulate: the optimizer steps once per grad_accum batches (and at epoch end)
             torch.nn.utils.clip_grad_norm_(model.parameters(), p.max_grad_norm)
-            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
             state["step"] += 1
             if progress:
                 progress({"step": state["step"], "total": total, "loss": loss.item() * p.grad_accum,
@@ -393,17 +395,21 @@ def _finish(model, tok, data: Data, p: LoraTrainParams, max_len: int, out_dir: P
             seconds: float, tokens_seen: int) -> dict:
     split = "test" if data.inputs.get("test") else data.eval_split()
     metrics = {"split": split, **evaluate(model, tok, data, encode(tok, data, split, max_len), p.batch_size),
-               **inference_cost(model, tok, data, split, max_len),
-               "train": {"steps": state["step"], "epochs_completed": state["epoch"], "seconds": round(seconds, 2),
-                         "tokens_per_s": round(tokens_seen / seconds, 1) if seconds else None,
+               "train": {"steps": state["step"], "epochs_completed": state["epoch"],
                          "selection": state["history"], "examples": len(data.inputs["train"])}}
+    # Timings and memory depend on the machine and how busy it is: they live apart from what the key decides
+    # (metrics.json, report.md and the weights are the same bytes on any machine; the cache leaves these out).
+    cost = {**inference_cost(model, tok, data, split, max_len), "train_seconds": round(seconds, 2),
+            "train_tokens_per_s": round(tokens_seen / seconds, 1) if seconds else None}
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tok.save_pretrained(str(out_dir))
     (out_dir / "label_map.json").write_text(json.dumps({"task": data.task, "labels": data.labels}, indent=2))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    (out_dir / "efficiency.json").write_text(json.dumps(cost, indent=2))
     (out_dir / "train_config.json").write_text(json.dumps(asdict(p), indent=2, default=str))
     (out_dir / "report.md").write_text(report(metrics, data.task))
+    (out_dir / "efficiency.md").write_text(efficiency_report(cost, metrics["train"]["steps"]))
     if p.merge:
         merged = model.merge_and_unload()
         merged.save_pretrained(str(out_dir / "merged"))
@@ -427,12 +433,18 @@ def report(m: dict, task: str) -> str:
                   f"{m['f1']:.3f}"]
     else:
         lines += [f"- perplexity: {m['perplexity']:.2f}"]
-    t = m["train"]
-    lines += ["", f"- latency: {m['latency_ms_batch1']:.2f} ms/sample at batch 1, "
-                  f"{m['latency_ms_batch32']:.2f} ms/sample at batch 32",
-              f"- peak memory: {m['process_peak_rss_mb']:.0f} MB process RSS",
-              f"- training: {t['steps']} steps, {t['seconds']} s, {t['tokens_per_s']} tokens/s"]
+    lines += ["", f"- training: {m['train']['steps']} steps, {m['train']['epochs_completed']} epochs"]
     return "\n".join(lines) + "\n"
+
+
+def efficiency_report(cost: dict, steps: int) -> str:
+    """Latency, memory and speed, measured on the machine that trained (so not part of what the key decides)."""
+    return "\n".join([
+        "## Efficiency (measured on this machine)", "",
+        f"- latency: {cost['latency_ms_batch1']:.2f} ms/sample at batch 1, "
+        f"{cost['latency_ms_batch32']:.2f} ms/sample at batch 32",
+        f"- peak memory: {cost['process_peak_rss_mb']:.0f} MB process RSS",
+        f"- training: {steps} steps in {cost['train_seconds']} s, {cost['train_tokens_per_s']} tokens/s", ""])
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
