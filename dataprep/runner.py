@@ -137,7 +137,10 @@ class Runner:
         scratch = cache.begin()
         total = sum(self.cache(i).manifest()["ledger"]["out"] for i in node.inputs) if node.inputs else None
         self.progress.node_started(node, total)
-        params = replace(node.params, **{k: str(self.model_dir(m)) for k, m in node.models.items()})
+        # A model node's directory as the cache root spells it (relative to the working directory by default),
+        # not resolved: an adapter records its base's path in adapter_config.json, and an absolute path would
+        # make two checkouts write different bytes under one key.
+        params = replace(node.params, **{k: str(self.cache(m).dir / MODEL) for k, m in node.models.items()})
         if node.stage.kind == "build":
             ledger, parts = self._build(node, params, scratch), []
         else:

@@ -163,3 +163,16 @@ def t_slow(table: pa.Table, p: SlowParams) -> pa.Table:
         if i == 0 and marker:
             Path(marker).touch()
     return table
+
+
+@dataclass(frozen=True)
+class EchoModelParams:
+    base: str | dict[str, str] | None = param(None, "a model: {node: NAME}, a directory or a hub id", model_ref=True)
+
+
+@stage("t_echo_model", version=1, kind="build", params=EchoModelParams, produces="model")
+def t_echo_model(batches, p: EchoModelParams, out_dir: Path) -> dict:
+    """A build node whose 'model' is a file naming the base model path it was given (what an adapter records)."""
+    out_dir.mkdir(parents=True)
+    (out_dir / "base.txt").write_text(str(p.base))
+    return {"rows": sum(b.num_rows for b in batches())}

@@ -276,3 +276,17 @@ def test_killed_scratch_directories_are_not_trusted_and_are_cleaned(small_pipeli
     assert statuses(r.run(until="up"))["up"] == "ran"
     assert not stale.exists()
 
+
+
+def test_a_model_node_is_handed_to_its_consumer_as_the_cache_spells_it(small_pipeline, workdir):
+    """An adapter writes its base's path into adapter_config.json: resolved to an absolute path, two
+    checkouts would write different bytes under one key."""
+    import yaml
+    doc = yaml.safe_load(small_pipeline.read_text())
+    doc["nodes"]["base"] = {"uses": "t_echo_model", "input": "raw"}
+    doc["nodes"]["adapter"] = {"uses": "t_echo_model", "input": "raw", "with": {"base": {"node": "base"}}}
+    small_pipeline.write_text(yaml.safe_dump(doc, sort_keys=False))
+    r = runner(small_pipeline)
+    r.run(until="adapter")
+    recorded = (r.model_dir("adapter") / "base.txt").read_text()
+    assert recorded == f"cache/p/base/{r.keys['base']}/model"
