@@ -143,7 +143,11 @@ def test_training_beats_the_majority_baseline_and_writes_metrics(base_model, tmp
     cost = json.loads((tmp_path / "o" / "efficiency.json").read_text())  # measured: kept apart from metrics
     assert cost["latency_ms_batch1"] > 0 and cost["latency_ms_batch32"] > 0
     assert cost["process_peak_rss_mb"] > 0 and cost["train_seconds"] > 0
-    assert "latency_ms_batch1" not in metrics and "ms/sample" not in (tmp_path / "o" / "report.md").read_text()
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "latency_ms_batch1" not in metrics and "ms/sample" not in report
+    assert set(metrics["baselines"]) == {"majority", "tfidf_logreg"}
+    strong = metrics["baselines"]["tfidf_logreg"]
+    assert f"| baseline: tfidf_logreg | {strong['accuracy']:.3f} | {strong['macro_f1']:.3f} |" in report
 
 
 def test_token_classification_labels_the_first_piece_of_each_word(base_model, tmp_path):
@@ -160,11 +164,14 @@ def test_token_classification_labels_the_first_piece_of_each_word(base_model, tm
     train(params(base_model, epochs=6), Data.from_tables([table], "auto"), tmp_path / "ner")
     metrics = json.loads((tmp_path / "ner" / "metrics.json").read_text())
     assert {"precision", "recall", "f1", "per_type"} <= set(metrics)
+    assert metrics["baselines"]["all_o"]["f1"] == 0.0
+    assert metrics["baselines"]["most_frequent_tag"]["f1"] == 1.0  # 北京 and 上海 are always the entity
+    assert "| baseline: most_frequent_tag | 1.000 | 1.000 | 1.000 |" in (tmp_path / "ner" / "report.md").read_text()
     assert json.loads((tmp_path / "ner" / "label_map.json").read_text()) == {
         "task": "token_cls", "labels": ["B-LOC", "I-LOC", "O"]}
 
 
-def test_token_targets_sit_on_the_first_piece_of_each_word_only(base_model):
+def test_token_targets_sit_on_the_first_content_piece_of_each_word_only(base_model):
     from dataprep.models.load import load_tokenizer
     from dataprep.train.lora import encode
     tok = load_tokenizer(str(base_model))
@@ -172,10 +179,29 @@ def test_token_targets_sit_on_the_first_piece_of_each_word_only(base_model):
     data = Data("token_cls", {"train": [words]}, {"train": [["B-LOC", "O", "B-LOC"]]}, ["B-LOC", "O"])
     [(ids, target)] = encode(tok, data, "train", 64)
     word_ids = tok([words], is_split_into_words=True, truncation=True, max_length=64).word_ids(0)
-    firsts = [word_ids.index(w) for w in range(3)]
+    pieces = tok.convert_ids_to_tokens(ids)
+    firsts = [next(k for k, w_ in enumerate(word_ids) if w_ == w and pieces[k] != "▁") for w in range(3)]
     assert word_ids.count(0) > 1 and word_ids.count(2) > 1  # the case under test: words of several pieces
     assert [target[k] for k in firsts] == [0, 1, 0]
     assert all(t == -100 for k, t in enumerate(target) if k not in firsts) and len(target) == len(ids)
+
+
+def test_the_tag_goes_on_the_piece_that_carries_the_word_never_on_a_bare_boundary_marker(base_model):
+    """The DAG-built sentencepiece tokenizer splits a Chinese character given as a word into ['▁', '北']."""
+    from dataprep.models.load import load_tokenizer
+    from dataprep.train.lora import encode
+    tok = load_tokenizer(str(base_model))
+    words = ["北", "京", "好"]
+    enc = tok([words], is_split_into_words=True, truncation=True, max_length=64)
+    pieces = tok.convert_ids_to_tokens(enc["input_ids"][0])
+    word_ids = enc.word_ids(0)
+    assert pieces[word_ids.index(0)] == "▁"  # the case under test
+    data = Data("token_cls", {"train": [words]}, {"train": [["B-LOC", "I-LOC", "O"]]}, ["B-LOC", "I-LOC", "O"])
+    [(_, target)] = encode(tok, data, "train", 64)
+    tagged = [(pieces[k], t) for k, t in enumerate(target) if t != -100]
+    assert [t for _, t in tagged] == [0, 1, 2] and all(p != "▁" for p, _ in tagged)
+    assert all(word_ids[k] == w for w in range(3) for k, t in enumerate(target) if t != -100 and
+               pieces[k] == tagged[w][0])
 
 
 def test_causal_lm_reports_perplexity(base_model, tmp_path):
