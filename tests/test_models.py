@@ -159,3 +159,44 @@ def test_pretrain_lm_requires_a_tokenizer(workdir):
     del bad["lm"]["with"]["tokenizer"]
     with pytest.raises(ConfigError, match=r"nodes\.lm\.with: pretrain_lm needs a tokenizer"):
         parse_pipeline({"name": "m", "nodes": bad})
+
+
+def test_the_encoder_learns_masked_tokens_is_seeded_and_loads_as_a_plain_hf_base(built, tmp_path):
+    """pretrain_encoder: MLM loss falls, two seeded builds are identical, and the directory loads with the
+    Auto classes a classification or NER adapter uses (with a <mask> token in its tokenizer)."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from dataprep.models.encoder import EncoderParams, pretrain_encoder
+    runner = built[1]
+    table = runner.output("raw")
+    p = EncoderParams(tokenizer=str(runner.model_dir("tok")), hidden=32, heads=2, ffn=64, max_steps=40, epochs=10,
+                      lr=3e-3)
+    first = pretrain_encoder.impl(lambda: iter([table]), p, tmp_path / "a")
+    again = pretrain_encoder.impl(lambda: iter([table]), p, tmp_path / "b")
+    vocab = len(AutoTokenizer.from_pretrained(tmp_path / "a"))
+    assert first["steps"] == 40 and first["final_loss_x1000"] < 1000 * math.log(vocab)  # better than uniform
+    assert first == again
+    one, two = (AutoModelForTokenClassification.from_pretrained(tmp_path / d, num_labels=3).state_dict()
+                for d in "ab")
+    assert all(torch.equal(one[k], two[k]) for k in one if "classifier" not in k)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "a")
+    assert tok.mask_token == "<mask>" and tok.mask_token_id == len(tok) - 1
+
+
+def test_masking_follows_bert_and_never_masks_special_or_padding_tokens(built):
+    import torch
+
+    from dataprep.models.encoder import mask_tokens
+    from dataprep.models.load import load_tokenizer, pad
+    tok = load_tokenizer(str(built[1].model_dir("tok")))
+    tok.add_special_tokens({"mask_token": "<mask>"})
+    ids = tok(["房间干净服务热情。" * 6, "价格实惠。"])["input_ids"]
+    x, attention = pad(ids, tok.pad_token_id)
+    inputs, labels = mask_tokens(x, attention, tok, 0.5, torch.Generator().manual_seed(0))
+    chosen = labels != -100
+    special = torch.tensor([[t in tok.all_special_ids for t in row] for row in x.tolist()])
+    assert chosen.any() and not (chosen & special).any() and not (chosen & (attention == 0)).any()
+    assert torch.equal(labels[chosen], x[chosen])
+    assert torch.equal(inputs[~chosen], x[~chosen])  # what is not predicted is left as it was
+    assert (inputs[chosen] == tok.mask_token_id).float().mean() > 0.5  # most predicted tokens are <mask>
