@@ -14,6 +14,7 @@ import pyarrow as pa
 from dataprep.models.compute import TimeGuard, TorchCompute, torch_for
 from dataprep.models.lm import loss_note
 from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, texts_of
+from dataprep.models.loop import train_steps
 from dataprep.registry import param, stage
 
 MASK = "<mask>"
@@ -77,35 +78,22 @@ def pretrain_encoder(batches: Callable[[], Iterator[pa.Table]], p: EncoderParams
 
 
 def _train(model, ids: list[list[int]], tok, p: EncoderParams) -> tuple[int, float]:
-    """(steps taken, last loss). The step budget alone decides when training ends."""
+    """(steps taken, last loss): masked-LM loss on shuffled batches, for the step budget."""
     import torch
 
     total = min(p.max_steps, p.epochs * math.ceil(len(ids) / p.batch_size))
-    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01)
-    warmup = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (
-        1 + math.cos(math.pi * min(1.0, s / total)))))
     gen = torch.Generator().manual_seed(p.seed)
-    guard = TimeGuard("pretrain_encoder", p.max_seconds)
-    step, loss = 0, float("nan")
-    model.train()
-    while step < total:
-        for idx in torch.randperm(len(ids), generator=gen).split(p.batch_size):
-            x, attention = pad([ids[i] for i in idx.tolist()], tok.pad_token_id)
-            inputs, labels = mask_tokens(x, attention, tok, p.mask_share, gen)
-            out = model(input_ids=inputs, attention_mask=attention, labels=labels)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            loss = out.loss.item()
-            guard.check(step, total)
-            if step >= total:
-                break
-    model.eval()
-    return step, loss
+
+    def epoch():
+        return (idx.tolist() for idx in torch.randperm(len(ids), generator=gen).split(p.batch_size))
+
+    def loss_of(idx: list[int]):
+        x, attention = pad([ids[i] for i in idx], tok.pad_token_id)
+        inputs, labels = mask_tokens(x, attention, tok, p.mask_share, gen)
+        return model(input_ids=inputs, attention_mask=attention, labels=labels).loss
+
+    return train_steps(model, epoch, loss_of, lr=p.lr, total=total, warmup=max(1, total // 20),
+                       guard=TimeGuard("pretrain_encoder", p.max_seconds))
 
 
 def mask_tokens(x, attention, tok, share: float, gen):

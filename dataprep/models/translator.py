@@ -24,6 +24,7 @@ from dataprep.errors import DataprepError
 from dataprep.models.compute import TimeGuard, TorchCompute, torch_for
 from dataprep.models.lm import loss_note
 from dataprep.models.load import device, pad, quiet_transformers
+from dataprep.models.loop import train_steps
 from dataprep.models.seq2seq import Decoding, Seq2Seq
 from dataprep.models.tokenizer import to_fast_tokenizer
 from dataprep.registry import param, stage
@@ -224,36 +225,26 @@ def new_model(tok, p: TranslatorParams):
 
 def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: TranslatorParams,
            guard: TimeGuard) -> tuple[int, float]:
-    """(steps taken, last loss). The step budget alone decides when training ends."""
+    """(steps taken, last loss): label-smoothed cross-entropy on length-grouped batches, for the step budget."""
     import torch
 
     total = min(p.max_steps, p.epochs * math.ceil(len(src) / p.batch_size))
-    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01, fused=True)  # one kernel, not ~100
-    warmup = max(1, round(total * p.warmup))
     gen = torch.Generator().manual_seed(p.seed)
-    step, loss = 0, float("nan")
-    model.train()
-    while step < total:
-        for idx in _length_grouped(torch.randperm(len(src), generator=gen).tolist(), src, p.batch_size):
-            for group in opt.param_groups:  # linear warmup, then cosine decay over the step budget
-                group["lr"] = p.lr * min((step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, step / total))))
-            x, x_mask = pad([src[i] for i in idx], pad_id)
-            labels, _ = pad([tgt[i][1:] for i in idx], -100)  # the decoder predicts what follows <s>
-            dec_in, _ = pad([tgt[i][:-1] for i in idx], pad_id)  # ... from <s> and the tokens before
-            logits = model(input_ids=x, attention_mask=x_mask, decoder_input_ids=dec_in).logits
-            out = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100,
-                                                    label_smoothing=p.label_smoothing)
-            out.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            loss = out.item()
-            guard.check(step, total)
-            if step >= total:
-                break
-    model.eval()
-    return step, loss
+
+    def epoch():
+        return _length_grouped(torch.randperm(len(src), generator=gen).tolist(), src, p.batch_size)
+
+    def loss_of(idx: list[int]):
+        x, x_mask = pad([src[i] for i in idx], pad_id)
+        labels, _ = pad([tgt[i][1:] for i in idx], -100)  # the decoder predicts what follows <s>
+        dec_in, _ = pad([tgt[i][:-1] for i in idx], pad_id)  # ... from <s> and the tokens before
+        logits = model(input_ids=x, attention_mask=x_mask, decoder_input_ids=dec_in).logits
+        return torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100,
+                                                 label_smoothing=p.label_smoothing)
+
+    # fused AdamW: one kernel for the ~100 tensors, not one each (and what this builder has always used)
+    return train_steps(model, epoch, loss_of, lr=p.lr, total=total, warmup=max(1, round(total * p.warmup)),
+                       guard=guard, fused=True)
 
 
 def _length_grouped(order: list[int], src: list[list[int]], batch_size: int, window: int = 50) -> Iterator[list[int]]:
