@@ -241,3 +241,20 @@ def test_config_errors_name_the_node_and_key(workdir):
 def test_rows_without_a_split_column_are_refused():
     with pytest.raises(ValueError, match="needs a `split` column"):
         Data.from_tables([cls_rows().drop_columns(["split"])], "auto")
+
+
+@pytest.mark.parametrize("task", ["token_cls", "seq_cls"])
+def test_all_linear_adapts_every_linear_layer_but_the_head(base_model, tmp_path, task):
+    """PEFT's own all-linear also targets the head it trains in full, and refused: TypeError after minutes."""
+    if task == "seq_cls":
+        data = Data.from_tables([cls_rows(40)], "auto")
+    else:
+        tokens = [["北", "京", "好"]] * 40
+        table = pa.table({"id": [str(i) for i in range(40)], "tokens": tokens, "tags": [["B-LOC", "I-LOC", "O"]] * 40,
+                          "lang": ["zh"] * 40, "source": ["t"] * 40}, schema=BIO)
+        data = Data.from_tables([table.append_column("split", pa.array(["train", "test"] * 20))], "auto")
+    train(params(base_model, epochs=1, target_modules="all-linear"), data, tmp_path / "o")
+    config = json.loads((tmp_path / "o" / "adapter_config.json").read_text())
+    targets = set(config["target_modules"])
+    assert {"transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_fc"} <= targets
+    assert not any("score" in t for t in targets) and "score" in config["modules_to_save"]

@@ -171,10 +171,13 @@ def build_model(p: LoraTrainParams, data: Data):
             tok.add_special_tokens({"pad_token": "<pad>"})
             model.resize_token_embeddings(len(tok))
     model.config.pad_token_id = tok.pad_token_id
+    targets = p.target_modules
+    if targets == "all-linear" and data.task != "causal_lm":
+        targets = linear_layers_outside_the_head(model)
     config = LoraConfig(
         task_type={"seq_cls": TaskType.SEQ_CLS, "token_cls": TaskType.TOKEN_CLS,
                    "causal_lm": TaskType.CAUSAL_LM}[data.task],
-        r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=p.target_modules, bias=p.bias,
+        r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=targets, bias=p.bias,
         modules_to_save=list(p.modules_to_save) if p.modules_to_save else None, use_rslora=p.rslora,
         use_dora=p.dora, fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2 stores Linear as Conv1D
     with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing for users to act on
@@ -183,6 +186,20 @@ def build_model(p: LoraTrainParams, data: Data):
 
 
 # -------------------------------------------------------------------------------------------------- batching
+
+# The classification head of a task model: PEFT trains it in full (modules_to_save) for seq_cls and token_cls.
+HEADS = {"classifier", "score"}
+
+
+def linear_layers_outside_the_head(model) -> list[str]:
+    """What `all-linear` means for a classification model: every Linear (or GPT-2 Conv1D) layer but the head.
+    PEFT's own expansion also targets the head, which it then refuses to train in full (modules_to_save
+    cannot be applied to a LoRA layer): token_cls with all-linear crashed."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+    return [name for name, module in model.named_modules()
+            if isinstance(module, (torch.nn.Linear, Conv1D)) and not HEADS & set(name.split("."))]
+
 
 def encode(tok, data: Data, split: str, max_len: int) -> list[tuple[list[int], list[int] | int]]:
     """(input ids, target) per example: a label id (seq_cls), one label per token with -100 on tokens that
