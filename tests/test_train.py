@@ -258,3 +258,8 @@ def test_all_linear_adapts_every_linear_layer_but_the_head(base_model, tmp_path,
     targets = set(config["target_modules"])
     assert {"transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_fc"} <= targets
     assert not any("score" in t for t in targets) and "score" in config["modules_to_save"]
+
+
+def test_fp16_without_a_gpu_is_refused_before_training(base_model):
+    with pytest.raises(ValueError, match="precision fp16 needs device: cuda"):
+        params(base_model, precision="fp16")

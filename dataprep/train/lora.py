@@ -65,7 +65,8 @@ class LoraTrainParams(TorchCompute):
     patience: int | None = param(None, "early stopping: evaluations without improvement before stopping")
     metric: str = param("auto", "validation metric to select on: auto = macro_f1 / f1 / -perplexity")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
-        "auto", "auto: bf16 autocast on a GPU that supports it, fp32 on CPU (autocast is slower there)")
+        "auto", "auto: bf16 autocast on a GPU that supports it, fp32 on CPU (autocast is slower there); fp16 "
+        "(device: cuda only) runs with a gradient scaler")
     save_every: int = param(100, "optimizer steps between checkpoints", knob=True)
     merge: bool = param(False, "also write a standalone merged model to merged/")
     seed: int = param(13, "initialisation, dropout and data order")
@@ -77,6 +78,9 @@ class LoraTrainParams(TorchCompute):
         for name in ("r", "alpha", "batch_size", "grad_accum", "epochs", "max_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.precision == "fp16" and self.device != "cuda":
+            raise ValueError("precision fp16 needs device: cuda (on the CPU, fp16 autocast is slow and its "
+                             "gradients would underflow unscaled); use fp32 or bf16")
         if not 0 <= self.warmup_ratio < 1 or not 0 <= self.dropout < 1 or self.lr <= 0:
             raise ValueError("need 0 <= warmup_ratio < 1, 0 <= dropout < 1 and lr > 0")
         _warn_outside_practice(self)
@@ -292,9 +296,11 @@ def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | Non
                             weight_decay=p.weight_decay)
     sched = _schedule(opt, p, total)
     autocast = _autocast(p)
+    # fp16 gradients underflow without loss scaling; disabled (fp32, bf16), the scaler passes everything through.
+    scaler = torch.amp.GradScaler(device().type, enabled=p.precision == "fp16")
     state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "since_best": 0, "history": []}
     if checkpoints and (checkpoints / "last").is_dir():
-        state = _load_checkpoint(checkpoints / "last", model, opt, sched)
+        state = _load_checkpoint(checkpoints / "last", model, opt, sched, scaler)
     started, tokens_seen = time.monotonic(), 0
     model.train()
     while state["step"] < total and not _stop_early(p, state):
@@ -306,13 +312,15 @@ def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | Non
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss is {loss.item()} at step {state['step']}, epoch {state['epoch']}; "
                                        f"last good checkpoint: {checkpoints / 'last' if checkpoints else 'none'}")
-            loss.backward()
+            scaler.scale(loss).backward()
             tokens_seen += int(batch["attention_mask"].sum())
             state["batch"] = b + 1
             if state["batch"] % p.grad_accum and state["batch"] != len(order):
                 continue  # accumulate: the optimizer steps once per grad_accum batches (and at epoch end)
+            scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(model.parameters(), p.max_grad_norm)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             opt.zero_grad(set_to_none=True)
             state["step"] += 1
@@ -328,7 +336,7 @@ def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | Non
                     _evaluate_and_keep_best(model, tok, data, eval_set, p, state, checkpoints)
                     model.train()
             if checkpoints and (state["step"] % p.save_every == 0 or state["batch"] == 0):
-                _save_checkpoint(checkpoints / "last", model, opt, sched, state)
+                _save_checkpoint(checkpoints / "last", model, opt, sched, scaler, state)
             if state["step"] >= total or _stop_early(p, state) or state["batch"] == 0:
                 break
     seconds = time.monotonic() - started
@@ -530,26 +538,29 @@ def _load_adapter(path: Path, model) -> None:
     set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
 
 
-def _save_checkpoint(path: Path, model, opt, sched, state: dict) -> None:
-    """Adapter, optimizer, scheduler, counters and RNG states: enough to continue as if never stopped."""
+def _save_checkpoint(path: Path, model, opt, sched, scaler, state: dict) -> None:
+    """Adapter, optimizer, scheduler, loss scaler, counters and RNG states: enough to continue as if never
+    stopped."""
     import torch
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
     # Tensors and plain containers only: the checkpoint loads with weights_only=True (no pickle runs code).
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                 "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
     (tmp / "state.json").write_text(json.dumps({**state, "python_rng": random.getstate()}))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 
 
-def _load_checkpoint(path: Path, model, opt, sched) -> dict:
+def _load_checkpoint(path: Path, model, opt, sched, scaler) -> dict:
     import torch
     _load_adapter(path, model)
     saved = torch.load(path / "trainer_state.pt", weights_only=True)
     opt.load_state_dict(saved["optimizer"])
     sched.load_state_dict(saved["scheduler"])
+    if saved.get("scaler"):  # empty when the scaler is disabled (fp32, bf16)
+        scaler.load_state_dict(saved["scaler"])
     torch.set_rng_state(saved["torch_rng"])
     state = json.loads((path / "state.json").read_text())
     version, internal, gauss = state.pop("python_rng")
