@@ -37,7 +37,7 @@ def run() -> list[Result]:
     base = time.perf_counter() - started
 
     expected = [(f"r:{i}#bt1", b, p) for i, (t, p, b) in enumerate(zip(texts, pivots, backs))
-                if judge(t, b, {fold(t)}, params) is None]
+                if judge(t, fold(t), b, {fold(t)}, params) is None]
     added = outcome.added
     got = list(zip(added.column("id").to_pylist(), added.column("text").to_pylist(),
                    added.column("bt_pivot").to_pylist())) if added is not None else []

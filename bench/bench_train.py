@@ -96,6 +96,7 @@ def trainer(grouped: bool) -> dict:
         return Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                                   "labels": [labels.index(y) for y in part["label"].to_pylist()]})
 
+    torch.set_num_threads(1)  # as the bundled trainer runs (threads: 1, its default): same cores for both
     torch.manual_seed(HP["seed"])
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
     model.config.pad_token_id = tok.pad_token_id
