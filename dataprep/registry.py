@@ -84,6 +84,9 @@ class Stage:
     consumes: tuple[str, ...]           # schema kinds accepted on input; () for sources
     produces: str | Callable[[Any], str]  # a schema kind, SAME_AS_INPUT, or fn(params) -> kind
     assigns_splits: bool = False        # writes the `split` column: nodes after it must keep off evaluation rows
+    # fn(notes, params, node) -> notes, called once every batch is done: judges the node as a whole (it may
+    # raise to stop the node, e.g. backtranslate's yield); the notes it returns join the ledger.
+    check_totals: Callable[[dict, Any, str], dict] | None = None
 
     @property
     def doc(self) -> str:
@@ -122,7 +125,7 @@ _REGISTRY: dict[str, Stage] = {}
 
 def stage(name: str, version: int, kind: str, params: type = NoParams,
           consumes: tuple[str, ...] = ("cls", "bio", "parallel"), produces=SAME_AS_INPUT,
-          assigns_splits: bool = False):
+          assigns_splits: bool = False, check_totals: Callable[[dict, Any, str], dict] | None = None):
     """Register a stage. Bump `version` whenever its output for the same input and params changes:
     the version is part of every cache key downstream."""
     if kind not in KINDS:
@@ -134,7 +137,7 @@ def stage(name: str, version: int, kind: str, params: type = NoParams,
         if name in _REGISTRY:
             raise ValueError(f"stage {name!r} is registered twice")
         spec = Stage(name, version, kind, params, impl, () if kind == "source" else tuple(consumes), produces,
-                     assigns_splits)
+                     assigns_splits, check_totals)
         _REGISTRY[name] = spec
         return spec
     return register

@@ -244,11 +244,9 @@ def _unscoped(stage: Stage, params, input_batches) -> Iterator[tuple[Outcome, in
 
 
 def check_totals(stage: Stage, params, ledger: Ledger, node: str) -> None:
-    """A stage may judge the node as a whole once every batch is done (backtranslate's yield): its
-    `check_totals(notes, params, node)` raises to stop the node, or returns notes to add to the ledger."""
-    check = getattr(stage.impl, "check_totals", None)
-    if check is not None:
-        ledger.notes.update(check(dict(ledger.notes), params, node))
+    """The stage's node-level check (Stage.check_totals), once every batch is done."""
+    if stage.check_totals is not None:
+        ledger.notes.update(stage.check_totals(dict(ledger.notes), params, node))
 
 
 def as_outcome(stage: Stage, result, batch: pa.Table) -> Outcome:

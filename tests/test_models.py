@@ -195,7 +195,7 @@ def test_masking_follows_bert_and_never_masks_special_or_padding_tokens(built):
     x, attention = pad(ids, tok.pad_token_id)
     inputs, labels = mask_tokens(x, attention, tok, 0.5, torch.Generator().manual_seed(0))
     chosen = labels != -100
-    special = torch.tensor([[t in tok.all_special_ids for t in row] for row in x.tolist()])
+    special = torch.isin(x, torch.tensor(tok.all_special_ids))
     assert chosen.any() and not (chosen & special).any() and not (chosen & (attention == 0)).any()
     assert torch.equal(labels[chosen], x[chosen])
     assert torch.equal(inputs[~chosen], x[~chosen])  # what is not predicted is left as it was

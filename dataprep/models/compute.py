@@ -1,12 +1,12 @@
-"""How torch computes for a stage: the one place that imports torch for a node and fixes its thread count.
+"""How torch computes for a stage: the one place that sets a node's device and thread count.
 
 Why the thread count is a keyed parameter and not an execution knob: torch's CPU reductions and MKL's GEMMs
 split their work by thread, so the float sums — and after a few hundred steps, the weights — depend on how
 many threads ran. Measured here (tiny GPT-2, 30 AdamW steps, same seed): 1 and 2 threads give different
 weights, while 1 thread gives the same weights on a quiet and on a busy machine. A build or model node is
 therefore decided by its key only if the thread count is in the key: `threads` is, and it defaults to 1.
-One thread a node also stops torch from oversubscribing a busy machine (two threads on two busy cores ran
-training 3-6x slower); the other core reads, writes and hashes for the runner.
+One thread a node also stops torch from oversubscribing a busy machine (the project's notes saw two threads on
+two busy cores run training several times slower); the other core reads, writes and hashes for the runner.
 
 MKL picks its kernels by the CPU's instruction set, which would make weights differ between machines of one
 cluster; `MKL_CBWR=AVX2` (set here unless the user set it) pins the AVX2 code path, which every x86-64
@@ -38,6 +38,13 @@ class TorchCompute:
     def __post_init__(self):
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class BuildCompute(TorchCompute):
+    """Params mixin for the stages that train a model from scratch: TorchCompute plus the optional time guard."""
+    max_seconds: float | None = param(None, "optional guard: fail the node (save nothing) when training takes "
+                                      "longer; never shortens training", knob=True)
 
 
 def torch_for(p: TorchCompute):

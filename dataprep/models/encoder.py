@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dataprep.models.compute import TimeGuard, TorchCompute, torch_for
+from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
 from dataprep.models.lm import loss_note
-from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, texts_of
+from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, sequences
 from dataprep.models.loop import train_steps
 from dataprep.registry import param, stage
 
@@ -21,7 +21,7 @@ MASK = "<mask>"
 
 
 @dataclass(frozen=True)
-class EncoderParams(TorchCompute):
+class EncoderParams(BuildCompute):
     tokenizer: str | dict[str, str] | None = param(None, "tokenizer: a train_tokenizer node {node: NAME}, a "
                                                    "directory or a hub id", model_ref=True)
     layers: int = param(2, "transformer blocks")
@@ -34,8 +34,6 @@ class EncoderParams(TorchCompute):
     mask_share: float = param(0.15, "share of tokens masked per sequence (BERT: 80% <mask>, 10% random, 10% kept)")
     epochs: int = param(3, "passes over the data, unless max_steps stops it first")
     max_steps: int = param(1500, "step budget: with epochs, the only thing that decides how long it trains")
-    max_seconds: float | None = param(None, "optional guard: fail the node (save nothing) when training takes "
-                                      "longer; never shortens training", knob=True)
     seed: int = param(13, "initialisation, masking and shuffling seed")
 
     def __post_init__(self):
@@ -64,8 +62,7 @@ def pretrain_encoder(batches: Callable[[], Iterator[pa.Table]], p: EncoderParams
     torch.manual_seed(p.seed)
     tok = load_tokenizer(p.tokenizer)
     tok.add_special_tokens({"mask_token": MASK})
-    ids = [x for x in tok([t for b in batches() for t in texts_of(b)], truncation=True,
-                         max_length=p.max_len)["input_ids"] if len(x) > 2]
+    ids = sequences(tok, batches, p.max_len)
     config = BertConfig(vocab_size=len(tok), hidden_size=p.hidden, num_hidden_layers=p.layers,
                         num_attention_heads=p.heads, intermediate_size=p.ffn, max_position_embeddings=p.max_len,
                         type_vocab_size=1, pad_token_id=tok.pad_token_id)
@@ -101,7 +98,7 @@ def mask_tokens(x, attention, tok, share: float, gen):
     random token, 10% stay. Labels are -100 everywhere else. Draws come from `gen`, on the CPU: seeded."""
     import torch
 
-    special = torch.tensor([[t in tok.all_special_ids for t in row] for row in x.tolist()])
+    special = torch.isin(x.cpu(), torch.tensor(tok.all_special_ids))
     candidates = (attention.cpu() == 1) & ~special
     chosen = (torch.rand(x.shape, generator=gen) < share) & candidates
     roll = torch.rand(x.shape, generator=gen)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dataprep.models.compute import TimeGuard, TorchCompute, torch_for
-from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, texts_of
+from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
+from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, sequences
 from dataprep.models.loop import train_steps
 from dataprep.registry import param, stage
 
 
 @dataclass(frozen=True)
-class LmParams(TorchCompute):
+class LmParams(BuildCompute):
     tokenizer: str | dict[str, str] | None = param(None, "tokenizer: a train_tokenizer node {node: NAME}, a "
                                                    "directory or a hub id", model_ref=True)
     n_layer: int = param(2, "transformer blocks")
@@ -27,8 +27,6 @@ class LmParams(TorchCompute):
     lr: float = param(3e-3, "peak learning rate (small models from scratch take high rates)")
     epochs: int = param(8, "passes over the data, unless max_steps stops it first")
     max_steps: int = param(2000, "step budget: with epochs, the only thing that decides how long it trains")
-    max_seconds: float | None = param(None, "optional guard: fail the node (save nothing) when training takes "
-                                      "longer; never shortens training", knob=True)
     seed: int = param(13, "initialisation and shuffling seed")
 
     def __post_init__(self):
@@ -53,8 +51,7 @@ def pretrain_lm(batches: Callable[[], Iterator[pa.Table]], p: LmParams, out_dir:
 
     torch.manual_seed(p.seed)
     tok = load_tokenizer(p.tokenizer)
-    ids = [x for x in tok([t for b in batches() for t in texts_of(b)], truncation=True,
-                         max_length=p.max_len)["input_ids"] if len(x) > 2]
+    ids = sequences(tok, batches, p.max_len)
     config = GPT2Config(vocab_size=len(tok), n_positions=p.max_len, n_embd=p.n_embd, n_layer=p.n_layer,
                         n_head=p.n_head, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                         pad_token_id=tok.pad_token_id)

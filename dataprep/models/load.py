@@ -73,6 +73,13 @@ def texts_of(table: pa.Table) -> list[str]:
 _DEVICE = "cpu"  # set per node by models.compute.torch_for from the node's keyed `device`
 
 
+def sequences(tok, batches, max_len: int) -> list[list[int]]:
+    """The token ids of every input row's text, cut at max_len; rows with no token between <s> and </s> are
+    left out (nothing to learn from)."""
+    texts = [t for b in batches() for t in texts_of(b)]
+    return [x for x in tok(texts, truncation=True, max_length=max_len)["input_ids"] if len(x) > 2]
+
+
 def device():
     """The device the running node computes on: its `device` param (cpu unless the pipeline says cuda)."""
     import torch

@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataprep.errors import DataprepError
-from dataprep.models.compute import TimeGuard, TorchCompute, torch_for
+from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
 from dataprep.models.lm import loss_note
 from dataprep.models.load import device, pad, quiet_transformers
 from dataprep.models.loop import train_steps
@@ -31,7 +31,7 @@ from dataprep.registry import param, stage
 
 
 @dataclass(frozen=True)
-class TranslatorParams(TorchCompute):
+class TranslatorParams(BuildCompute):
     vocab_size: int = param(3000, "pieces in the joint vocabulary of both languages (a soft limit)")
     d_model: int = param(128, "hidden size")
     layers: int = param(2, "encoder layers, and as many decoder layers")
@@ -48,8 +48,6 @@ class TranslatorParams(TorchCompute):
     epochs: int = param(10, "passes over the data per direction, unless max_steps stops it first")
     max_steps: int = param(420, "step budget per direction: with epochs, the only thing that decides how long "
                            "it trains")
-    max_seconds: float | None = param(None, "optional guard: fail the node (save nothing) when training takes "
-                                      "longer; never shortens training", knob=True)
     heldout: int = param(200, "pairs held out of training to measure the pair (chrF each way and round trip)")
     min_chrf: float = param(20.0, "quality gate: the node fails when either direction's chrF on the held-out "
                             "pairs is below this (back-translations from a weaker model are noise); 0 turns it off")
@@ -81,15 +79,16 @@ def train_translator(batches: Callable[[], Iterator[pa.Table]], p: TranslatorPar
                         for texts in (src, tgt))
     notes = {"pairs": len(train_rows), "heldout_pairs": len(held), "vocab_size": len(tok)}
     guard = TimeGuard("train_translator", p.max_seconds)
+    models = {}
     for a, b, x, y in ((src_lang, tgt_lang, src_ids, tgt_ids), (tgt_lang, src_lang, tgt_ids, src_ids)):
-        model = new_model(tok, p)
+        model = models[f"{a}-{b}"] = new_model(tok, p)
         steps, loss = _train(model, x, y, tok.pad_token_id, p, guard)
         with quiet_transformers():
             model.save_pretrained(str(out_dir / f"{a}-{b}"))
             tok.save_pretrained(str(out_dir / f"{a}-{b}"))
         notes |= {f"{a}-{b}_steps": steps} | loss_note(f"{a}-{b}_", loss)
     if held:  # heldout: 0 measures nothing and gates nothing
-        quality = measure(out_dir, [src[i] for i in held], [tgt[i] for i in held], src_lang, tgt_lang)
+        quality = measure(out_dir, models, [src[i] for i in held], [tgt[i] for i in held], src_lang, tgt_lang)
         (out_dir / "quality.json").write_text(json.dumps(quality, indent=2, ensure_ascii=False))
         notes |= {k: v for k, v in quality.items() if k.endswith("_chrf")}
         gate(quality, src_lang, tgt_lang, p.min_chrf)
@@ -104,14 +103,14 @@ def heldout_split(n: int, heldout: int, seed: int) -> tuple[list[int], list[int]
     return [i for i in range(n) if i not in chosen], held
 
 
-def measure(out_dir: Path, src: list[str], tgt: list[str], src_lang: str, tgt_lang: str) -> dict:
+def measure(out_dir: Path, models: dict, src: list[str], tgt: list[str], src_lang: str, tgt_lang: str) -> dict:
     """chrF (sacrebleu, whitespace ignored: fair to Chinese) of each direction against the held-out references,
     and of the round trip src -> tgt -> src against the source (what back-translation relies on), with a
     few example translations for the reader."""
     from sacrebleu.metrics import CHRF
 
-    forward = Seq2Seq(str(out_dir / f"{src_lang}-{tgt_lang}"), None, None, Decoding())
-    backward = Seq2Seq(str(out_dir / f"{tgt_lang}-{src_lang}"), None, None, Decoding())
+    forward, backward = (Seq2Seq(str(out_dir / d), None, None, Decoding(), model=models[d])  # trained: no reload
+                         for d in (f"{src_lang}-{tgt_lang}", f"{tgt_lang}-{src_lang}"))
     there = [v[0] or "" for v in forward.translate(src)]
     back = [v[0] or "" for v in backward.translate(tgt)]
     round_trip = [v[0] or "" for v in backward.translate(there)]

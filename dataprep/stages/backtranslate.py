@@ -71,7 +71,28 @@ class BacktranslateParams(SplitScoped, TorchCompute):
             raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
 
 
-@stage("backtranslate", version=2, kind="model", params=BacktranslateParams, consumes=("cls",))
+def check_yield(notes: dict, p: BacktranslateParams, node: str) -> dict:
+    """The node-level check the runner calls once every batch is done: too few added rows fail the node (or,
+    with on_low_yield: warn, add the note bt_low_yield=1 and a warning)."""
+    translated, added = notes.get("bt_translated", 0), notes.get("bt_added", 0)
+    if not translated or added >= p.min_added_share * translated:
+        return {}
+    discarded = ", ".join(f"{k}={notes.get(k, 0)}" for k in FILTERS if notes.get(k))
+    message = (f"nodes.{node}: backtranslate added {added} rows for {translated} translated "
+               f"({added / translated:.1%}, below min_added_share={p.min_added_share:g}); discarded: "
+               f"{discarded or 'none'}. The translator is too weak for these texts, or the filters too strict.")
+    if p.on_low_yield == "fail":
+        raise LowYield(message)
+    warnings.warn(message, stacklevel=2)
+    return {"bt_low_yield": 1}
+
+
+class LowYield(DataprepError):
+    """Back-translation added fewer rows than its min_added_share; the node is not committed."""
+
+
+@stage("backtranslate", version=2, kind="model", params=BacktranslateParams, consumes=("cls",),
+       check_totals=check_yield)
 class Backtranslate:
     """Translate each text into the pivot language and back; keep every input row and add the surviving
     round trips as new rows: id `<id>#bt<k>` (k = the variant, 1..n_variants), `parent_id`, `aug` `bt:<pivot>`,
@@ -111,10 +132,6 @@ class Backtranslate:
         # One multilingual model (M2M100, NLLB) serves both directions: load it once, not twice.
         shared = self.forward.model if backward == forward else None
         self.backward = Seq2Seq(backward, p.pivot, tgt, decoding, model=shared)
-
-    @staticmethod
-    def check_totals(notes: dict, p: BacktranslateParams, node: str) -> dict:
-        return check_yield(notes, p, node)
 
     def __call__(self, table: pa.Table) -> Outcome:
         if "text" not in table.column_names:
@@ -196,23 +213,3 @@ def added_rows(table: pa.Table, parents: list[int], candidates: list[tuple[int, 
             i = rows.column_names.index(name)
             rows = rows.set_column(i, name, pa.nulls(len(rows), rows.schema.field(i).type))
     return rows
-
-
-def check_yield(notes: dict, p: BacktranslateParams, node: str) -> dict:
-    """The node-level check the runner calls once every batch is done: too few added rows fail the node (or,
-    with on_low_yield: warn, add the note bt_low_yield=1 and a warning)."""
-    translated, added = notes.get("bt_translated", 0), notes.get("bt_added", 0)
-    if not translated or added >= p.min_added_share * translated:
-        return {}
-    discarded = ", ".join(f"{k}={notes.get(k, 0)}" for k in FILTERS if notes.get(k))
-    message = (f"nodes.{node}: backtranslate added {added} rows for {translated} translated "
-               f"({added / translated:.1%}, below min_added_share={p.min_added_share:g}); discarded: "
-               f"{discarded or 'none'}. The translator is too weak for these texts, or the filters too strict.")
-    if p.on_low_yield == "fail":
-        raise LowYield(message)
-    warnings.warn(message, stacklevel=2)
-    return {"bt_low_yield": 1}
-
-
-class LowYield(DataprepError):
-    """Back-translation added fewer rows than its min_added_share; the node is not committed."""

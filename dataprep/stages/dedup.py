@@ -165,15 +165,18 @@ class ExactDedup:
             keepers = np.flatnonzero(kept & self.has_copies[rows])
             ids = table.column("id").take(pa.array(keepers)).to_pylist()
             self.keeper_ids.update(zip(rows[keepers].tolist(), ids))
+        dropped = np.flatnonzero(~kept)
+        names = self._keeper_names(keeper[dropped])
         reasons: list[str | None] = [None] * table.num_rows
-        for i in np.flatnonzero(~kept).tolist():
-            k = int(keeper[i])
-            reasons[i] = f"duplicate_of:{self._keeper_id(k)}" if k >= 0 else \
-                "label_conflict:" + self.conflict_labels[int(rows[i])]
+        for i, k, name in zip(dropped.tolist(), keeper[dropped].tolist(), names):
+            reasons[i] = f"duplicate_of:{name}" if k >= 0 else "label_conflict:" + self.conflict_labels[int(rows[i])]
         return Outcome.split(table, reasons)
 
-    def _keeper_id(self, row: int) -> str:
-        return self.all_ids[row].as_py() if self.all_ids is not None else self.keeper_ids[row]
+    def _keeper_names(self, keepers: np.ndarray) -> list[str | None]:
+        """The id of each dropped row's keeper (None on a conflict): one Arrow take, not a lookup a row."""
+        if self.all_ids is None:
+            return [self.keeper_ids.get(k) for k in keepers.tolist()]
+        return self.all_ids.take(pa.array(np.where(keepers >= 0, keepers, 0))).to_pylist()
 
 
 def _generated(table: pa.Table) -> np.ndarray:
