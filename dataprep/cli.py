@@ -43,6 +43,18 @@ def _runner(pipeline_path: str, cache_dir: str, show_progress: bool = False):
     return Runner(_load(pipeline_path), cache_dir, **kwargs)
 
 
+def _show_training_log() -> None:
+    """The training loop's log lines (step, loss, learning rate, tokens/s; each evaluation) on stderr."""
+    import logging
+    logger = logging.getLogger("dataprep.train")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def _cache_dir(ctx, param, value):
     """A cache directory that is a file fails here, in one line, before any command looks inside it."""
     if value is not None and os.path.exists(value) and not os.path.isdir(value):
@@ -79,6 +91,7 @@ def run(pipeline, until, force, cache_dir):
     (a truncated, missing or altered file, an empty manifest) is reported in one line and recomputed.
     """
     runner = _runner(pipeline, cache_dir, show_progress=True)
+    _show_training_log()
     for name in (until, *force):
         if name and name not in runner.pipeline.nodes:
             raise click.BadParameter(f"no node {name!r} in {pipeline}")
@@ -243,6 +256,7 @@ def _check_output_directory(output: str) -> None:
 def train_cmd(input_path, output, settings, read_settings, resume, cache_dir):
     """Fine-tune a LoRA adapter on INPUT (split into train/validation/test unless it has a `split` column)."""
     from dataprep.batch import train_on_file
+    _show_training_log()
     summary = train_on_file(input_path, output, _pairs(settings), _pairs(read_settings), cache_dir, resume)
     click.echo(summary, err=True)
 

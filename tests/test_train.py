@@ -18,6 +18,7 @@ from dataprep.dag import parse_pipeline  # noqa: E402
 from dataprep.errors import ConfigError  # noqa: E402
 from dataprep.schema import BIO, CLS  # noqa: E402
 from dataprep.train.lora import Data, LoraTrainParams, batch_order, train  # noqa: E402
+from dataprep.train.tasks import TASKS  # noqa: E402
 
 GOOD, BAD = "好 棒 喜欢 推荐 满意".split(), "差 烂 失望 退货 糟糕".split()
 FILLER = "这个 手机 酒店 房间 服务 外卖 快递 屏幕 很 真 的 了".split()
@@ -173,11 +174,10 @@ def test_token_classification_labels_the_first_piece_of_each_word(base_model, tm
 
 def test_token_targets_sit_on_the_first_content_piece_of_each_word_only(base_model):
     from dataprep.models.load import load_tokenizer
-    from dataprep.train.lora import encode
     tok = load_tokenizer(str(base_model))
     words = ["北京欢迎你", "好", "上海"]  # unseen characters fall back to bytes: several pieces per word
-    data = Data("token_cls", {"train": [words]}, {"train": [["B-LOC", "O", "B-LOC"]]}, ["B-LOC", "O"])
-    [(ids, target)] = encode(tok, data, "train", 64)
+    data = Data(TASKS["token_cls"], {"train": [words]}, {"train": [["B-LOC", "O", "B-LOC"]]}, ["B-LOC", "O"])
+    [(ids, target)] = data.encode(tok, "train", 64)
     word_ids = tok([words], is_split_into_words=True, truncation=True, max_length=64).word_ids(0)
     pieces = tok.convert_ids_to_tokens(ids)
     firsts = [next(k for k, w_ in enumerate(word_ids) if w_ == w and pieces[k] != "▁") for w in range(3)]
@@ -189,15 +189,15 @@ def test_token_targets_sit_on_the_first_content_piece_of_each_word_only(base_mod
 def test_the_tag_goes_on_the_piece_that_carries_the_word_never_on_a_bare_boundary_marker(base_model):
     """The DAG-built sentencepiece tokenizer splits a Chinese character given as a word into ['▁', '北']."""
     from dataprep.models.load import load_tokenizer
-    from dataprep.train.lora import encode
     tok = load_tokenizer(str(base_model))
     words = ["北", "京", "好"]
     enc = tok([words], is_split_into_words=True, truncation=True, max_length=64)
     pieces = tok.convert_ids_to_tokens(enc["input_ids"][0])
     word_ids = enc.word_ids(0)
     assert pieces[word_ids.index(0)] == "▁"  # the case under test
-    data = Data("token_cls", {"train": [words]}, {"train": [["B-LOC", "I-LOC", "O"]]}, ["B-LOC", "I-LOC", "O"])
-    [(_, target)] = encode(tok, data, "train", 64)
+    data = Data(TASKS["token_cls"], {"train": [words]}, {"train": [["B-LOC", "I-LOC", "O"]]},
+                ["B-LOC", "I-LOC", "O"])
+    [(_, target)] = data.encode(tok, "train", 64)
     tagged = [(pieces[k], t) for k, t in enumerate(target) if t != -100]
     assert [t for _, t in tagged] == [0, 1, 2] and all(p != "▁" for p, _ in tagged)
     assert all(word_ids[k] == w for w in range(3) for k, t in enumerate(target) if t != -100 and
@@ -263,3 +263,23 @@ def test_all_linear_adapts_every_linear_layer_but_the_head(base_model, tmp_path,
 def test_fp16_without_a_gpu_is_refused_before_training(base_model):
     with pytest.raises(ValueError, match="precision fp16 needs device: cuda"):
         params(base_model, precision="fp16")
+
+
+# md5 of adapters the trainer must keep producing (torch 2.13, peft 0.21, CPU, one thread): moving train_lora
+# onto the shared loop (models/loop.py) and its tasks into rows (train/tasks.py) kept them byte for byte. If a
+# change means to alter them, bump train_lora's version and update these.
+PINNED_ADAPTERS = {
+    "defaults": ({}, "62d6305f6dd389b624a80e7d66c27b2c"),
+    "accumulation, cosine, dropout": (dict(grad_accum=3, schedule="cosine", dropout=0.1, epochs=2),
+                                      "060ef5fefcc7973d9073afe382af2618"),
+    "eval_every with early stopping": (dict(eval_every=3, patience=2, epochs=4), "4b3031cdb3fcb2399901d85aac3b1eab"),
+}
+
+
+@pytest.mark.parametrize("case", PINNED_ADAPTERS)
+def test_the_adapters_weights_are_pinned(base_model, tmp_path, case):
+    import hashlib
+    kw, digest = PINNED_ADAPTERS[case]
+    train(params(base_model, **kw), Data.from_tables([cls_rows()], "auto"), tmp_path / "out",
+          checkpoints=tmp_path / "ck")
+    assert hashlib.md5((tmp_path / "out" / "adapter_model.safetensors").read_bytes()).hexdigest() == digest

@@ -42,9 +42,11 @@ class TorchCompute:
 
 @dataclass(frozen=True)
 class BuildCompute(TorchCompute):
-    """Params mixin for the stages that train a model from scratch: TorchCompute plus the optional time guard."""
+    """Params mixin for the stages that train a model: TorchCompute plus the optional time guard and how often
+    the loop logs."""
     max_seconds: float | None = param(None, "optional guard: fail the node (save nothing) when training takes "
                                       "longer; never shortens training", knob=True)
+    log_every: int = param(50, "optimizer steps between training log lines (0: none)", knob=True)
 
 
 def torch_for(p: TorchCompute):

@@ -14,7 +14,7 @@ import pyarrow as pa
 from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
 from dataprep.models.lm import loss_note
 from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, sequences
-from dataprep.models.loop import train_steps
+from dataprep.models.loop import Loop, train
 from dataprep.registry import param, stage
 
 MASK = "<mask>"
@@ -81,16 +81,17 @@ def _train(model, ids: list[list[int]], tok, p: EncoderParams) -> tuple[int, flo
     total = min(p.max_steps, p.epochs * math.ceil(len(ids) / p.batch_size))
     gen = torch.Generator().manual_seed(p.seed)
 
-    def epoch():
-        return (idx.tolist() for idx in torch.randperm(len(ids), generator=gen).split(p.batch_size))
+    def epoch(_: int) -> list[list[int]]:
+        return [idx.tolist() for idx in torch.randperm(len(ids), generator=gen).split(p.batch_size)]
 
     def loss_of(idx: list[int]):
         x, attention = pad([ids[i] for i in idx], tok.pad_token_id)
         inputs, labels = mask_tokens(x, attention, tok, p.mask_share, gen)
-        return model(input_ids=inputs, attention_mask=attention, labels=labels).loss
+        return model(input_ids=inputs, attention_mask=attention, labels=labels).loss, int(attention.sum())
 
-    return train_steps(model, epoch, loss_of, lr=p.lr, total=total, warmup=max(1, total // 20),
-                       guard=TimeGuard("pretrain_encoder", p.max_seconds))
+    cfg = Loop(total=total, lr=p.lr, warmup=max(1, total // 20), log_every=p.log_every)
+    state = train(model, epoch, loss_of, cfg, guard=TimeGuard("pretrain_encoder", p.max_seconds))
+    return state.step, state.loss
 
 
 def mask_tokens(x, attention, tok, share: float, gen):

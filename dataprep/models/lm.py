@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
 from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, sequences
-from dataprep.models.loop import train_steps
+from dataprep.models.loop import Loop, train
 from dataprep.registry import param, stage
 
 
@@ -75,12 +75,13 @@ def _train(model, ids: list[list[int]], pad_id: int, p: LmParams) -> tuple[int, 
     total = min(p.max_steps, p.epochs * math.ceil(len(ids) / p.batch_size))
     gen = torch.Generator().manual_seed(p.seed)
 
-    def epoch():
-        return (idx.tolist() for idx in torch.randperm(len(ids), generator=gen).split(p.batch_size))
+    def epoch(_: int) -> list[list[int]]:
+        return [idx.tolist() for idx in torch.randperm(len(ids), generator=gen).split(p.batch_size)]
 
     def loss_of(idx: list[int]):
         x, mask = pad([ids[i] for i in idx], pad_id)
-        return model(input_ids=x, attention_mask=mask, labels=x.masked_fill(mask == 0, -100)).loss
+        return model(input_ids=x, attention_mask=mask, labels=x.masked_fill(mask == 0, -100)).loss, int(mask.sum())
 
-    return train_steps(model, epoch, loss_of, lr=p.lr, total=total, warmup=max(1, total // 20),
-                       guard=TimeGuard("pretrain_lm", p.max_seconds))
+    cfg = Loop(total=total, lr=p.lr, warmup=max(1, total // 20), log_every=p.log_every)
+    state = train(model, epoch, loss_of, cfg, guard=TimeGuard("pretrain_lm", p.max_seconds))
+    return state.step, state.loss

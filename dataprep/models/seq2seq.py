@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dataprep.models.batching import sorted_batches
 from dataprep.models.load import device, load_seq2seq, load_tokenizer, max_positions, pad
 
 
@@ -53,11 +54,12 @@ class Seq2Seq:
         if not texts:
             return []
         ids = self.tok([self.prefix + t for t in texts], truncation=True, max_length=self.max_len)["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)  # longest first: OOM early
+        lengths = [len(x) for x in ids]
+        # longest first: a batch too big for the memory fails at once, not at the end
+        batches = sorted_batches(range(len(ids)), lengths, size=self.decoding.batch_size, longest_first=True)
         out: list[list[str | None]] = [[] for _ in texts]
         with torch.inference_mode():
-            for start in range(0, len(order), self.decoding.batch_size):
-                batch = order[start:start + self.decoding.batch_size]
+            for batch in batches:
                 for i, outputs in zip(batch, self._generate([ids[i] for i in batch], n)):
                     out[i] = outputs
         return out

@@ -24,7 +24,8 @@ from dataprep.errors import DataprepError
 from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
 from dataprep.models.lm import loss_note
 from dataprep.models.load import device, pad, quiet_transformers
-from dataprep.models.loop import train_steps
+from dataprep.models.batching import interleave, windowed_batches
+from dataprep.models.loop import Loop, train
 from dataprep.models.seq2seq import Decoding, Seq2Seq
 from dataprep.models.tokenizer import to_fast_tokenizer
 from dataprep.registry import param, stage
@@ -230,35 +231,25 @@ def _train(model, src: list[list[int]], tgt: list[list[int]], pad_id: int, p: Tr
     total = min(p.max_steps, p.epochs * math.ceil(len(src) / p.batch_size))
     gen = torch.Generator().manual_seed(p.seed)
 
-    def epoch():
-        return _length_grouped(torch.randperm(len(src), generator=gen).tolist(), src, p.batch_size)
+    def epoch(_: int) -> list[list[int]]:
+        order = torch.randperm(len(src), generator=gen).tolist()
+        lengths = [len(x) for x in src]
+        return [window[i] for window in windowed_batches(order, lengths, p.batch_size)
+                for i in interleave(len(window))]
 
     def loss_of(idx: list[int]):
         x, x_mask = pad([src[i] for i in idx], pad_id)
         labels, _ = pad([tgt[i][1:] for i in idx], -100)  # the decoder predicts what follows <s>
         dec_in, _ = pad([tgt[i][:-1] for i in idx], pad_id)  # ... from <s> and the tokens before
         logits = model(input_ids=x, attention_mask=x_mask, decoder_input_ids=dec_in).logits
-        return torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100,
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100,
                                                  label_smoothing=p.label_smoothing)
+        return loss, int(x_mask.sum())
 
     # fused AdamW: one kernel for the ~100 tensors, not one each (and what this builder has always used)
-    return train_steps(model, epoch, loss_of, lr=p.lr, total=total, warmup=max(1, round(total * p.warmup)),
-                       guard=guard, fused=True)
-
-
-def _length_grouped(order: list[int], src: list[list[int]], batch_size: int, window: int = 50) -> Iterator[list[int]]:
-    """Batches of similar-length sentences (less padding, faster steps): sort each window of 50 batches'
-    worth of shuffled rows by length, cut it into batches and yield those in random-looking order."""
-    span = batch_size * window
-    for start in range(0, len(order), span):
-        chunk = sorted(order[start:start + span], key=lambda i: len(src[i]))
-        batches = [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-        yield from (batches[i] for i in _interleave(len(batches)))
-
-
-def _interleave(n: int) -> list[int]:
-    """0, n-1, 1, n-2, ...: alternate long and short batches (deterministic, no extra random draws)."""
-    return [i // 2 if i % 2 == 0 else n - 1 - i // 2 for i in range(n)]
+    cfg = Loop(total=total, lr=p.lr, warmup=max(1, round(total * p.warmup)), fused=True, log_every=p.log_every)
+    state = train(model, epoch, loss_of, cfg, guard=guard)
+    return state.step, state.loss
 
 
 # --- loading: a direction of a pair directory, or any seq2seq model ---

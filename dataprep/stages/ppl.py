@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from dataprep.models.batching import sorted_batches
 from dataprep.models.compute import TorchCompute, torch_for
 from dataprep.models.load import device, load_causal_lm, load_tokenizer, max_positions, pad, texts_of
 from dataprep.registry import SplitScoped, param, stage
@@ -54,9 +55,9 @@ class PplScore:
 
         ids = [self._ids(t) for t in texts]
         out = np.full(len(texts), np.nan)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        lengths = [len(x) for x in ids]
         with torch.inference_mode():
-            for batch in self._batches(order, ids):
+            for batch in sorted_batches(range(len(ids)), lengths, fits=self._fits):
                 out[batch] = self._nll([ids[i] for i in batch])
         return np.exp(out)
 
@@ -65,16 +66,9 @@ class PplScore:
         bos = self.tok.bos_token_id
         return ids if bos is None or (ids and ids[0] == bos) else [bos, *ids][: self.max_len]
 
-    def _batches(self, order: list[int], ids: list[list[int]]):
-        """Runs of similar-length texts whose padded size x vocabulary stays under max_logits."""
-        vocab, batch = self.model.config.vocab_size, []
-        for i in order:
-            if batch and (len(batch) + 1) * len(ids[i]) * vocab > self.p.max_logits:
-                yield batch
-                batch = []
-            batch.append(i)
-        if batch:
-            yield batch
+    def _fits(self, rows: int, longest: int) -> bool:
+        """Whether a batch of `rows` texts padded to `longest` keeps its logits under max_logits."""
+        return rows * longest * self.model.config.vocab_size <= self.p.max_logits
 
     def _nll(self, seqs: list[list[int]]) -> np.ndarray:
         """Mean NLL per sequence over its predicted tokens (positions 1..n-1); NaN when there are none."""
