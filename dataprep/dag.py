@@ -394,12 +394,15 @@ def _resolve_kinds(order: list[str], specs: dict) -> dict[str, Node]:
         if MODEL in kinds:
             raise ConfigError(f"{brief(inputs[kinds.index(MODEL)])} builds a model; name it in a model parameter as "
                               "{node: NAME}, not as an input", name, "input")
-        if len(set(kinds)) > 1:
+        # A build learns from the text of each batch, so it may mix kinds (a reference corpus of parallel
+        # rows and the training split's cls rows); a row stage's output has one schema, so its inputs do too.
+        if len(set(kinds)) > 1 and stage.kind != "build":
             raise ConfigError(f"inputs have different schema kinds: {dict(zip(inputs, kinds))}", name, "input")
+        for i, kind in zip(inputs, kinds):
+            if kind not in stage.consumes:
+                raise ConfigError(f"{stage.name} takes {'/'.join(stage.consumes)} rows, but {brief(i)} gives "
+                                  f"{kind!r} rows", name, "input")
         in_kind = kinds[0] if kinds else None
-        if in_kind is not None and in_kind not in stage.consumes:
-            raise ConfigError(f"{stage.name} takes {'/'.join(stage.consumes)} rows, but {brief(inputs[0])} gives "
-                              f"{in_kind!r} rows", name, "input")
         nodes[name] = Node(name, stage, params, inputs, stage.output_kind(params, in_kind), models)
     return nodes
 

@@ -87,6 +87,9 @@ class Stage:
     # fn(notes, params, node) -> notes, called once every batch is done: judges the node as a whole (it may
     # raise to stop the node, e.g. backtranslate's yield); the notes it returns join the ledger.
     check_totals: Callable[[dict, Any, str], dict] | None = None
+    # reads the `split` column itself, each split in its role (train_lora: train, select, score), so it may
+    # run after `split` without declaring a scope
+    reads_splits: bool = False
 
     @property
     def doc(self) -> str:
@@ -125,7 +128,8 @@ _REGISTRY: dict[str, Stage] = {}
 
 def stage(name: str, version: int, kind: str, params: type = NoParams,
           consumes: tuple[str, ...] = ("cls", "bio", "parallel"), produces=SAME_AS_INPUT,
-          assigns_splits: bool = False, check_totals: Callable[[dict, Any, str], dict] | None = None):
+          assigns_splits: bool = False, check_totals: Callable[[dict, Any, str], dict] | None = None,
+          reads_splits: bool = False):
     """Register a stage. Bump `version` whenever its output for the same input and params changes:
     the version is part of every cache key downstream."""
     if kind not in KINDS:
@@ -137,7 +141,7 @@ def stage(name: str, version: int, kind: str, params: type = NoParams,
         if name in _REGISTRY:
             raise ValueError(f"stage {name!r} is registered twice")
         spec = Stage(name, version, kind, params, impl, () if kind == "source" else tuple(consumes), produces,
-                     assigns_splits, check_totals)
+                     assigns_splits, check_totals, reads_splits)
         _REGISTRY[name] = spec
         return spec
     return register

@@ -26,7 +26,7 @@ from dataprep.outcome import Outcome
 from dataprep.overlap import Behind, prefetch
 from dataprep.registry import MODEL, Stage, key_params
 from dataprep.schema import REJECTS, conform, validate
-from dataprep.scope import row_filter
+from dataprep.scope import learned_rows, row_filter
 
 DEFAULT_CACHE = "runs"
 
@@ -178,10 +178,12 @@ class Runner:
         """Rows in, a model out (scratch/model). The ledger counts the rows it learned from; no row passes
         through, so there is nothing to balance."""
         ledger = Ledger()
+        learned = learned_rows(params)
 
         def batches() -> Iterator[pa.Table]:
             ledger.rows_in = 0  # a builder may read its input more than once: count one pass
             for batch in self._input_batches(node):
+                batch = learned(batch)
                 ledger.rows_in += batch.num_rows
                 yield batch
 

@@ -67,8 +67,35 @@ def check_evaluation_rows_untouched(nodes: dict) -> None:
         if not upstream:
             continue
         after_split.add(name)
-        if node.stage.kind != "build":  # a build reads rows and writes a model: it changes no row
+        if node.stage.kind == "build":
+            _require_build_scope(name, node, upstream[0])
+        else:
             _require_scope(name, node, upstream[0])
+
+
+def _require_build_scope(name: str, node, upstream: str) -> None:
+    """A build changes no row, but a model that learned from validation or test text (a tokenizer, a base
+    model) would make what is measured on them look better than it is: it says which rows it learns from."""
+    if node.stage.reads_splits:
+        return
+    declares = getattr(node.params, "declares_scope", None)
+    if declares is None:
+        raise ConfigError(f"{node.stage.name} runs after `split` (via {upstream!r}) and would learn from "
+                          "validation and test rows, and it cannot be limited to some rows: feed it rows "
+                          "before `split`", name, "input")
+    if not declares():
+        raise ConfigError(f"{node.stage.name} runs after `split` (via {upstream!r}) and would learn from "
+                          "validation and test rows: set only_split: train (or all_splits: true to mean it)",
+                          name, "with")
+
+
+def learned_rows(params) -> Callable[[pa.Table], pa.Table]:
+    """What a build learns from each input batch: with `only_split`, the rows of that split, and every row
+    of a batch that has no `split` column (an input that was never split, such as a reference corpus)."""
+    inside = row_filter(params)
+    if inside is None:
+        return lambda batch: batch
+    return lambda batch: batch.filter(inside(batch)) if "split" in batch.column_names else batch
 
 
 def _require_scope(name: str, node, upstream: str) -> None:

@@ -115,3 +115,36 @@ def test_a_pipeline_that_refilters_only_augmented_rows_leaves_evaluation_rows_as
     before, after = runner.output("splits"), runner.output("next")
     assert after.sort_by("id").equals(before.sort_by("id"))  # no generated rows: nothing to touch
     assert pc.sum(pc.equal(after.column("split"), "test")).as_py() > 0
+
+
+@pytest.mark.parametrize("node, message", [
+    ({"uses": "train_tokenizer", "input": "splits"},
+     r"^nodes\.next\.with: train_tokenizer runs after `split` \(via 'splits'\) and would learn from validation and "
+     r"test rows: set only_split: train \(or all_splits: true to mean it\)$"),
+    ({"uses": "pretrain_encoder", "input": "splits", "with": {"tokenizer": "some/tokenizer"}},
+     r"^nodes\.next\.with: pretrain_encoder runs after `split`"),
+])
+def test_a_build_after_split_must_say_which_rows_it_learns_from(workdir, node, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_pipeline(after_split(workdir, node))
+
+
+def test_the_trainer_reads_the_splits_in_their_roles_without_a_scope(workdir):
+    doc = after_split(workdir, {"uses": "train_lora", "input": "splits", "with": {"base_model": "some/model"}})
+    assert "next" in parse_pipeline(doc).nodes
+
+
+def test_a_build_learns_from_the_train_split_and_from_inputs_that_were_never_split(workdir):
+    """A tokenizer on a reference corpus (parallel rows, no split column) plus the training split's text: the
+    test rows' words never reach it."""
+    (workdir / "pairs.tsv").write_text("".join(f"参考{i}\treference {i}\n" for i in range(6)), encoding="utf-8")
+    doc = after_split(workdir, {"uses": "train_tokenizer", "input": ["pairs", "splits"],
+                                "with": {"only_split": "train", "vocab_size": 300}})
+    doc["nodes"]["pairs"] = {"uses": "read_parallel", "with": {"path": "pairs.tsv", "src_lang": "zh",
+                                                              "tgt_lang": "en"}}
+    runner = Runner(parse_pipeline(doc), workdir / "runs")
+    [*_, report] = runner.run(until="next")
+    splits = runner.output("splits")
+    train_rows = pc.sum(pc.equal(splits["split"], "train")).as_py()
+    assert 0 < train_rows < splits.num_rows
+    assert report.ledger.rows_in == 6 + train_rows  # every reference row, only the train split's rows

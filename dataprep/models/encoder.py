@@ -15,13 +15,13 @@ from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
 from dataprep.models.lm import loss_note
 from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, sequences
 from dataprep.models.loop import Loop, train
-from dataprep.registry import param, stage
+from dataprep.registry import SplitScoped, param, stage
 
 MASK = "<mask>"
 
 
 @dataclass(frozen=True)
-class EncoderParams(BuildCompute):
+class EncoderParams(BuildCompute, SplitScoped):
     tokenizer: str | dict[str, str] | None = param(None, "tokenizer: a train_tokenizer node {node: NAME}, a "
                                                    "directory or a hub id", model_ref=True)
     layers: int = param(2, "transformer blocks")

@@ -12,11 +12,11 @@ import pyarrow as pa
 from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
 from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, sequences
 from dataprep.models.loop import Loop, train
-from dataprep.registry import param, stage
+from dataprep.registry import SplitScoped, param, stage
 
 
 @dataclass(frozen=True)
-class LmParams(BuildCompute):
+class LmParams(BuildCompute, SplitScoped):
     tokenizer: str | dict[str, str] | None = param(None, "tokenizer: a train_tokenizer node {node: NAME}, a "
                                                    "directory or a hub id", model_ref=True)
     n_layer: int = param(2, "transformer blocks")

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dataprep.registry import param, stage
+from dataprep.registry import SplitScoped, param, stage
 
 SPECIALS = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>"}  # ids 0..3, in this order
 
 
 @dataclass(frozen=True)
-class TokenizerParams:
+class TokenizerParams(SplitScoped):
     vocab_size: int = param(4000, "pieces in the vocabulary (a soft limit on small corpora)")
     character_coverage: float = param(0.9995, "share of characters covered; rarer ones become <unk>")
     max_rows: int = param(200_000, "rows used for training (the first ones, in input order)")
