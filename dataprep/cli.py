@@ -261,6 +261,25 @@ def train_cmd(input_path, output, settings, read_settings, resume, cache_dir):
     click.echo(summary, err=True)
 
 
+@main.command("save")
+@click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
+@click.argument("node")
+@click.option("-o", "--output", required=True, help="directory for the files (created if missing)")
+@click.option("--format", "fmt", default="parquet", show_default=True,
+              type=click.Choice(["parquet", "jsonl", "csv", "conll", "hf", "llamafactory"]),
+              help="hf: datasets save_to_disk; llamafactory: alpaca JSON + dataset_info.json")
+@click.option("--overwrite", is_flag=True, help="replace files an earlier save wrote")
+@cache_option
+@_one_line
+def save_cmd(pipeline, node, output, fmt, overwrite, cache_dir):
+    """Write NODE's cached rows to OUTPUT, one file per split (train, validation, test; `data` without a split
+    column), for pandas, polars, datasets.load_dataset, LLaMA-Factory or any other tool."""
+    from dataprep.save import save_node
+    counts = save_node(_load(pipeline), node, output, fmt, cache_dir, overwrite)
+    written = ", ".join(f"{stem} {rows}" for stem, rows in counts.items())
+    click.echo(f"saved {node} ({fmt}) to {output}: {written} rows", err=True)
+
+
 @main.command("path")
 @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @click.argument("node")

@@ -21,10 +21,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataprep.errors import DataprepError
+from dataprep.models.batching import interleave, windowed_batches
 from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
 from dataprep.models.lm import loss_note
 from dataprep.models.load import device, pad, quiet_transformers
-from dataprep.models.batching import interleave, windowed_batches
 from dataprep.models.loop import Loop, train
 from dataprep.models.seq2seq import Decoding, Seq2Seq
 from dataprep.models.tokenizer import to_fast_tokenizer

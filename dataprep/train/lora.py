@@ -33,7 +33,7 @@ from dataprep.train import baselines as B
 from dataprep.train import evaluate as E
 from dataprep.train.tasks import Example, Task, task_of
 
-Task = Literal["auto", "seq_cls", "token_cls", "causal_lm"]
+TaskName = Literal["auto", "seq_cls", "token_cls", "causal_lm"]
 
 
 # ----------------------------------------------------------------------------------------------------- config
@@ -42,7 +42,7 @@ Task = Literal["auto", "seq_cls", "token_cls", "causal_lm"]
 class LoraTrainParams(BuildCompute):
     base_model: str | dict[str, str] | None = param(None, "the model to adapt: {node: NAME}, a directory or a hub "
                                                     "id", model_ref=True)
-    task: Task = param("auto", "seq_cls, token_cls or causal_lm; auto: seq_cls for cls rows, token_cls for bio")
+    task: TaskName = param("auto", "seq_cls, token_cls or causal_lm; auto: seq_cls for cls rows, token_cls for bio")
     # LoRA. r 8 / alpha 16 is the common middle of the 4-32 range: enough capacity for a few thousand examples.
     r: int = param(8, "LoRA rank")
     alpha: int = param(16, "LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with rslora)")
