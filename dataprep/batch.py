@@ -24,16 +24,28 @@ from dataprep.registry import all_stages
 from dataprep.runner import Runner
 
 
-def run_stage_on_file(name: str, input_path: str, output: str, params: dict, read_params: dict) -> str:
+def input_reader(input_path: str, reader: str | None) -> tuple[str, dict]:
+    """The reader stage named (`--reader`), or the one the file's extension implies, with its defaults."""
+    if reader is None:
+        try:
+            return reader_for(input_path)
+        except ValueError as e:
+            raise ConfigError(f"{e}; or name one with --reader") from None
+    stages = all_stages()
+    readers = sorted(n for n, s in stages.items() if s.kind == "source")
+    if reader not in readers:
+        raise ConfigError(f"--reader {reader!r} is not a reader: use one of {', '.join(readers)}")
+    return reader, {}
+
+
+def run_stage_on_file(name: str, input_path: str, output: str, params: dict, read_params: dict,
+                      reader: str | None = None) -> str:
     stages = all_stages()
     if name not in stages:  # a ConfigError, not a KeyError traceback, so the CLI prints one line
         raise ConfigError(f"unknown stage {name!r} (see `dataprep stages`)")
     if Path(output).is_dir():
         raise ConfigError(f"output {output!r} is a directory; give a file name (.jsonl, .csv, .tsv, .parquet)")
-    try:
-        reader, read_defaults = reader_for(input_path)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    reader, read_defaults = input_reader(input_path, reader)
     nodes = {"input": {"uses": reader, "with": {**read_defaults, "path": input_path, **read_params}}}
     if stages[name].kind != "source":  # a reader named as the stage just converts formats
         nodes["output"] = {"uses": name, "input": "input", "with": params}
@@ -67,11 +79,11 @@ def rejects_path_for(output: str) -> Path:
 
 
 def train_on_file(input_path: str, output: str, params: dict, read_params: dict, cache_dir: str,
-                  resume: bool) -> str:
+                  resume: bool, reader: str | None = None) -> str:
     """`dataprep train INPUT -o OUT`: read INPUT, split it when it has no `split` column, train a LoRA adapter
     and copy it to OUT. The run is an ordinary cached pipeline under `cache_dir`, so an interrupted run can
     continue from its checkpoint with --resume (without it, a stale checkpoint is discarded)."""
-    reader, read_defaults = reader_for(input_path)
+    reader, read_defaults = input_reader(input_path, reader)
     nodes = {"input": {"uses": reader, "with": {**read_defaults, "path": input_path, **read_params}}}
     head = "input"
     if reader != "read_parquet" or "split" not in pq.read_schema(input_path).names:

@@ -43,9 +43,17 @@ def _runner(pipeline_path: str, cache_dir: str, show_progress: bool = False):
     return Runner(_load(pipeline_path), cache_dir, **kwargs)
 
 
-def _show_training_log() -> None:
-    """The training loop's log lines (step, loss, learning rate, tokens/s; each evaluation) on stderr."""
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """`warning: MESSAGE` — not Python's default, which echoes the source line that raised it."""
+    return f"warning: {message}\n"
+
+
+def _console() -> None:
+    """The training loop's log lines (step, loss, learning rate, tokens/s; each evaluation) on stderr, and
+    warnings (a value outside the usual LoRA range, an adapter that loses to its baseline) as one line each."""
     import logging
+    import warnings
+    warnings.formatwarning = _one_line_warning
     logger = logging.getLogger("dataprep.train")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -91,7 +99,7 @@ def run(pipeline, until, force, cache_dir):
     (a truncated, missing or altered file, an empty manifest) is reported in one line and recomputed.
     """
     runner = _runner(pipeline, cache_dir, show_progress=True)
-    _show_training_log()
+    _console()
     for name in (until, *force):
         if name and name not in runner.pipeline.nodes:
             raise click.BadParameter(f"no node {name!r} in {pipeline}")
@@ -222,8 +230,10 @@ def _count(n: int, one: str, many: str) -> str:
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="a stage parameter (YAML value)")
 @click.option("--read", "read_settings", multiple=True, metavar="KEY=VALUE",
               help="a reader option, e.g. text_field=review")
+@click.option("--reader", metavar="NAME", help="the reader stage (read_jsonl, read_csv, read_conll, ...); "
+              "default: chosen by the file's extension")
 @_one_line
-def stage_cmd(name, input_path, output, settings, read_settings):
+def stage_cmd(name, input_path, output, settings, read_settings, reader):
     """Run one stage NAME on a file as a batch job; rejects go to OUTPUT's name + .rejects.jsonl.
 
     A KEY=VALUE value is YAML (3, [case], {0: neg}) when it parses as YAML; one that does not, or that is blank
@@ -231,7 +241,8 @@ def stage_cmd(name, input_path, output, settings, read_settings):
     """
     from dataprep.batch import run_stage_on_file
     _check_output_directory(output)
-    summary = run_stage_on_file(name, input_path, output, _pairs(settings), _pairs(read_settings))
+    _console()
+    summary = run_stage_on_file(name, input_path, output, _pairs(settings), _pairs(read_settings), reader)
     click.echo(summary, err=True)
 
 
@@ -250,14 +261,15 @@ def _check_output_directory(output: str) -> None:
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="a train_lora parameter, e.g. base_model=path/or/hub-id, r=16, epochs=5")
 @click.option("--read", "read_settings", multiple=True, metavar="KEY=VALUE", help="a reader option")
+@click.option("--reader", metavar="NAME", help="the reader stage; default: chosen by the file's extension")
 @click.option("--resume", is_flag=True, help="continue an interrupted run from its last checkpoint")
 @cache_option
 @_one_line
-def train_cmd(input_path, output, settings, read_settings, resume, cache_dir):
+def train_cmd(input_path, output, settings, read_settings, reader, resume, cache_dir):
     """Fine-tune a LoRA adapter on INPUT (split into train/validation/test unless it has a `split` column)."""
     from dataprep.batch import train_on_file
-    _show_training_log()
-    summary = train_on_file(input_path, output, _pairs(settings), _pairs(read_settings), cache_dir, resume)
+    _console()
+    summary = train_on_file(input_path, output, _pairs(settings), _pairs(read_settings), cache_dir, resume, reader)
     click.echo(summary, err=True)
 
 
@@ -340,7 +352,8 @@ class _TerminalProgress:
             self.bar.__exit__(None, None, None)
             self.bar = None
         led = report.ledger
-        counts = f"{led.rows_in:>8} in {led.rows_out:>8} out {led.dropped_total:>6} dropped" if led else ""
+        counts = (f"{led.rows_in:>8} in {led.rows_out:>8} out {led.added:>6} added {led.dropped_total:>6} "
+                  "dropped") if led else ""
         timing = f"{report.seconds:6.2f}s" if report.status == "ran" else ""
         click.echo(f"{report.node:<16} {report.status:<7} {counts} {timing}", err=True)
 

@@ -152,6 +152,29 @@ def test_stage_command_errors_are_one_line_not_tracebacks(cli, workdir):
     assert result.exit_code == 1 and "is a directory" in result.output and not any((workdir / "outdir").iterdir())
 
 
+def test_reader_option_reads_a_file_whose_extension_names_no_reader(cli, workdir):
+    (workdir / "eng.train").write_text("EU B-ORG\nrejects O\n\nPeter B-PER\n")
+    result = invoke(cli, "stage", "read_conll", "eng.train", "-o", "out.jsonl", "--reader", "read_conll")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in (workdir / "out.jsonl").read_text().splitlines()]
+    assert [r["tokens"] for r in rows] == [["EU", "rejects"], ["Peter"]]
+    result = cli.invoke(main, ["stage", "t_upper", "eng.train", "-o", "out.jsonl"])
+    assert result.exit_code == 1 and "no reader for 'eng.train'" in result.output and "--reader" in result.output
+    result = cli.invoke(main, ["stage", "t_upper", "eng.train", "-o", "out.jsonl", "--reader", "t_upper"])
+    assert result.exit_code == 1 and "--reader 't_upper' is not a reader: use one of read_conll" in result.output
+
+
+def test_the_run_summary_counts_added_rows(cli, workdir):
+    write_jsonl(workdir / "in.jsonl", [{"text": "a b", "label": "x"}])
+    path = write_pipeline(workdir / "p.yaml", {
+        "raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl"}},
+        "more": {"uses": "t_oversample", "input": "raw", "with": {"copies": 1}}})
+    result = cli.invoke(main, ["run", str(path)])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("more"))
+    assert line.split()[:10] == ["more", "ran", "1", "in", "2", "out", "1", "added", "0", "dropped"]
+
+
 def test_config_error_exits_nonzero_naming_node_and_key(cli, workdir):
     write_jsonl(workdir / "in.jsonl", [{"text": "a", "label": "x"}])
     path = write_pipeline(workdir / "bad.yaml", {

@@ -222,3 +222,21 @@ def test_the_builders_weights_are_pinned(built, tmp_path):
     digests = {name: hashlib.md5((tmp_path / name / "model.safetensors").read_bytes()).hexdigest()
                for name in PINNED}
     assert digests == PINNED
+
+
+def test_a_hub_id_that_cannot_be_had_fails_in_seconds_in_one_line(monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    from dataprep.models.load import ModelLoadError, load_tokenizer
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match=r"^model 'no-such/model' is not a directory, not in the local hub "
+                                             r"cache, and HF_HUB_OFFLINE is set: download it"):
+        load_tokenizer("no-such/model")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match=r"and the hub \(http://127\.0\.0\.1:9\) cannot be reached"):
+        load_tokenizer("no-such/model")
+    assert time.monotonic() - started < 10

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
-from dataprep.models.load import device, load_tokenizer, pad, quiet_transformers, sequences
+from dataprep.models.load import device, load_tokenizer, name_the_loss, pad, quiet_transformers, sequences
 from dataprep.models.loop import Loop, train
 from dataprep.registry import SplitScoped, param, stage
 
@@ -55,7 +55,7 @@ def pretrain_lm(batches: Callable[[], Iterator[pa.Table]], p: LmParams, out_dir:
     config = GPT2Config(vocab_size=len(tok), n_positions=p.max_len, n_embd=p.n_embd, n_layer=p.n_layer,
                         n_head=p.n_head, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                         pad_token_id=tok.pad_token_id)
-    model = GPT2LMHeadModel(config).to(device())
+    model = name_the_loss(GPT2LMHeadModel(config)).to(device())
     steps, loss = _train(model, ids, tok.pad_token_id, p)
     with quiet_transformers():
         model.save_pretrained(str(out_dir))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from dataprep.errors import DataprepError
+
 
 @contextlib.contextmanager
 def quiet_transformers():
@@ -25,12 +27,23 @@ def quiet_transformers():
 
 def load_tokenizer(ref: str):
     from transformers import AutoTokenizer
-    return _offline_hint(ref, AutoTokenizer.from_pretrained)
+    return _load(ref, AutoTokenizer.from_pretrained)
 
 
 def load_model(ref: str, auto_class, **kwargs):
     """Any transformers Auto* class (a task head, a causal LM, a seq2seq model) from a directory or hub id."""
-    return _offline_hint(ref, lambda r: auto_class.from_pretrained(r, **kwargs))
+    return name_the_loss(_load(ref, lambda r, **more: auto_class.from_pretrained(r, **kwargs, **more)))
+
+
+def name_the_loss(model):
+    """GPT-2's head class (GPT2LMHeadModel) does not say 'ForCausalLM', so transformers cannot tell its loss
+    from the name, prints a notice on every run and falls back to the causal-LM loss. Naming that same loss
+    changes nothing computed and ends the notice."""
+    from transformers import GenerationMixin
+    if getattr(model, "loss_type", "") is None and isinstance(model, GenerationMixin) \
+            and not model.config.is_encoder_decoder:
+        model.loss_type = "ForCausalLM"
+    return model
 
 
 def load_causal_lm(ref: str):
@@ -43,13 +56,56 @@ def load_seq2seq(ref: str):
     return load_model(ref, AutoModelForSeq2SeqLM).eval()
 
 
-def _offline_hint(ref: str, loader):
-    try:
-        with quiet_transformers():
+class ModelLoadError(DataprepError):
+    """A model parameter names nothing that can be loaded here: no such directory, and a hub id that is not
+    in the local hub cache and cannot be downloaded."""
+
+
+HUB_PROBE_SECONDS = 3.0
+
+
+def _load(ref: str, loader):
+    """A directory loads as it is. A hub id loads from the local hub cache first; only when it is not there
+    is the hub asked, and an unreachable hub fails in seconds with what to do (transformers would retry for
+    a minute and a half, then print a traceback). HF_HUB_OFFLINE=1 never asks the hub."""
+    with quiet_transformers():
+        if Path(ref).exists():
+            try:
+                return loader(ref)
+            except OSError as e:
+                raise ModelLoadError(f"cannot load model {ref!r} from its directory: {_first_line(e)}") from e
+        try:
+            return loader(ref, local_files_only=True)
+        except OSError:
+            pass
+        _require_hub(ref)
+        try:
             return loader(ref)
-    except OSError as e:
-        where = "directory" if Path(ref).exists() else "hub id (is the network reachable?)"
-        raise OSError(f"cannot load model {ref!r} as a {where}: {e}") from e
+        except OSError as e:
+            raise ModelLoadError(f"cannot load model {ref!r} from the hub: {_first_line(e)}") from e
+
+
+def _require_hub(ref: str) -> None:
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+    advice = ("download it where there is a network (`hf download ID --local-dir DIR`) and name the directory, "
+              "or build one in the DAG ({node: NAME})")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelLoadError(f"model {ref!r} is not a directory, not in the local hub cache, and HF_HUB_OFFLINE "
+                             f"is set: {advice}")
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_PROBE_SECONDS).close()
+    except OSError:
+        raise ModelLoadError(f"model {ref!r} is not a directory, not in the local hub cache, and the hub "
+                             f"({constants.ENDPOINT}) cannot be reached: {advice}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def max_positions(config, wanted: int) -> int:
