@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -68,26 +69,35 @@ def test_adapter_loads_with_plain_peft_and_gives_the_same_logits(base_model, tmp
     with torch.inference_mode():
         enc = tok(texts, padding=True, return_tensors="pt")
         ours = model(**enc).logits.tolist()
+    moved = tmp_path / "elsewhere" / "adapter"
+    shutil.copytree(tmp_path / "out", moved)  # a copy, moved away from the base it was trained on
+    shutil.rmtree(tmp_path / "out")
     script = textwrap.dedent(f"""
         import json, sys, torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from pathlib import Path
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
         from peft import PeftModel
-        labels = json.load(open({str(tmp_path / 'out' / 'label_map.json')!r}))["labels"]
-        tok = AutoTokenizer.from_pretrained({str(tmp_path / 'out')!r})
-        base = AutoModelForSequenceClassification.from_pretrained({str(base_model)!r}, num_labels=len(labels))
-        base.config.pad_token_id = tok.pad_token_id
-        model = PeftModel.from_pretrained(base, {str(tmp_path / 'out')!r}).eval()
+        adapter = Path({str(moved)!r})
+        tok = AutoTokenizer.from_pretrained(adapter)
+        config = AutoConfig.from_pretrained(adapter)
+        base = AutoModelForSequenceClassification.from_pretrained(adapter / "base", config=config)
+        model = PeftModel.from_pretrained(base, adapter).eval()
         with torch.inference_mode():
             enc = tok({texts!r}, padding=True, return_tensors="pt")
             print(json.dumps(model(**enc).logits.tolist()))
+        print(json.dumps(model.config.id2label))
         assert not any(m.startswith("dataprep") for m in sys.modules), "dataprep was imported"
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
-    np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), ours, rtol=1e-5, atol=1e-6)
-    saved = sorted(p.name for p in (tmp_path / "out").iterdir())
-    for name in ("adapter_config.json", "adapter_model.safetensors", "label_map.json", "metrics.json",
-                 "report.md", "tokenizer.json"):
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=tmp_path / "elsewhere")
+    *_, logits, id2label = out.stdout.strip().splitlines()
+    assert json.loads(id2label) == {"0": "neg", "1": "pos"}
+    np.testing.assert_allclose(json.loads(logits), ours, rtol=1e-5, atol=1e-6)
+    saved = sorted(p.name for p in moved.iterdir())
+    for name in ("adapter_config.json", "adapter_model.safetensors", "base", "config.json", "label_map.json",
+                 "metrics.json", "report.md", "tokenizer.json"):
         assert name in saved
+    assert json.loads((moved / "adapter_config.json").read_text())["base_model_name_or_path"] == "base"
 
 
 class Interrupt(Exception):
@@ -258,6 +268,8 @@ def test_all_linear_adapts_every_linear_layer_but_the_head(base_model, tmp_path,
     targets = set(config["target_modules"])
     assert {"transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_fc"} <= targets
     assert not any("score" in t for t in targets) and "score" in config["modules_to_save"]
+    # PEFT writes its set in hash-seed order: a second process would write other bytes under the same key
+    assert config["target_modules"] == sorted(targets)
 
 
 def test_fp16_without_a_gpu_is_refused_before_training(base_model):

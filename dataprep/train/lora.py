@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -73,6 +74,8 @@ class LoraTrainParams(BuildCompute):
         "(device: cuda only) runs with a gradient scaler")
     save_every: int = param(100, "optimizer steps between checkpoints", knob=True)
     merge: bool = param(False, "also write a standalone merged model to merged/")
+    copy_base: bool = param(True, "copy a base given as a directory into base/ beside the adapter, so the "
+                            "adapter directory loads anywhere (a hub id is recorded as it is)")
     seed: int = param(13, "initialisation, dropout and data order")
 
     def __post_init__(self):
@@ -105,7 +108,7 @@ def _warn_outside_practice(p: LoraTrainParams) -> None:
 
 # ------------------------------------------------------------------------------------------------- the stage
 
-@stage("train_lora", version=3, kind="build", params=LoraTrainParams, consumes=("cls", "bio"), produces="model",
+@stage("train_lora", version=4, kind="build", params=LoraTrainParams, consumes=("cls", "bio"), produces="model",
        reads_splits=True)
 def train_lora(batches: Callable[[], Iterator[pa.Table]], p: LoraTrainParams, out_dir: Path,
                work_dir: Path | None = None) -> dict:
@@ -341,8 +344,7 @@ def _finish(model, tok, data: Data, p: LoraTrainParams, max_len: int, out_dir: P
     # (metrics.json, report.md and the weights are the same bytes on any machine; the cache leaves these out).
     cost = {**inference_cost(model, tok, data, split, max_len), **speed}
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
-    tok.save_pretrained(str(out_dir))
+    save_self_contained(model, tok, p, out_dir)
     (out_dir / "label_map.json").write_text(json.dumps({"task": task.name, "labels": data.labels}, indent=2))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     (out_dir / "efficiency.json").write_text(json.dumps(cost, indent=2))
@@ -360,6 +362,57 @@ def _finish(model, tok, data: Data, p: LoraTrainParams, max_len: int, out_dir: P
     if task.name in B.STRONG:
         notes["beats_strong_baseline"] = int(warning is None)
     return notes
+
+
+BASE_COPY = "base"  # where copy_base puts the base model, inside the adapter directory
+
+
+def save_self_contained(model, tok, p: LoraTrainParams, out_dir: Path) -> None:
+    """The adapter (PEFT format), the tokenizer, and the task model's config (config.json: labels, pad token)
+    — and, with copy_base, the base model itself in base/, recorded as `base` (relative to the adapter
+    directory): the directory can be moved or copied and still loads with plain transformers + PEFT."""
+    model.save_pretrained(str(out_dir))
+    tok.save_pretrained(str(out_dir))
+    model.get_base_model().config.save_pretrained(str(out_dir))
+    base = p.base_model
+    if p.copy_base and Path(base).is_dir():
+        shutil.copytree(base, out_dir / BASE_COPY)
+        base = BASE_COPY
+    _stable_adapter_config(out_dir / "adapter_config.json", base)
+    # PEFT's model card template names the base by the path it was loaded from; this one says how to load.
+    (out_dir / "README.md").write_text(model_card(base, model.get_base_model().__class__.__name__))
+
+
+def model_card(base: str, head_class: str) -> str:
+    where = f"{base}/ (in this directory)" if base == BASE_COPY else base
+    load_base = "adapter / 'base'" if base == BASE_COPY else repr(base)
+    return "\n".join([
+        "---", f"base_model: {base}", "library_name: peft", "tags: [lora, dataprep]", "---", "",
+        "# LoRA adapter trained by dataprep", "", f"Base model: {where}. Metrics: report.md, metrics.json.", "",
+        "```python", "from pathlib import Path", "from peft import PeftModel",
+        f"from transformers import AutoConfig, {_auto_class(head_class)}", "",
+        "adapter = Path('.')  # this directory",
+        "config = AutoConfig.from_pretrained(adapter)  # labels and pad token",
+        f"base = {_auto_class(head_class)}.from_pretrained({load_base}, config=config)",
+        "model = PeftModel.from_pretrained(base, adapter)", "```", ""])
+
+
+def _auto_class(head_class: str) -> str:
+    for suffix, auto in (("ForSequenceClassification", "AutoModelForSequenceClassification"),
+                         ("ForTokenClassification", "AutoModelForTokenClassification")):
+        if head_class.endswith(suffix):
+            return auto
+    return "AutoModelForCausalLM"
+
+
+def _stable_adapter_config(path: Path, base: str) -> None:
+    """PEFT keeps target_modules as a set and writes it in the set's order, which changes with Python's hash
+    seed from one process to the next: the same key wrote different bytes. Sorted here, with the base named."""
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    config["base_model_name_or_path"] = base
+    path.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def report(m: dict, task: Task) -> str:
