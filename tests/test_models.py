@@ -240,3 +240,15 @@ def test_a_hub_id_that_cannot_be_had_fails_in_seconds_in_one_line(monkeypatch):
     with pytest.raises(ModelLoadError, match=r"and the hub \(http://127\.0\.0\.1:9\) cannot be reached"):
         load_tokenizer("no-such/model")
     assert time.monotonic() - started < 10
+
+
+def test_a_vocabulary_smaller_than_the_characters_is_one_line_with_the_size_needed(tmp_path):
+    import pyarrow as pa
+
+    from dataprep.models.tokenizer import TokenizerParams, train_tokenizer
+    from dataprep.schema import CLS
+    table = pa.table({"id": ["1"], "text": ["你好世界，再见"], "label": ["a"], "lang": ["zh"], "source": ["t"]},
+                     schema=CLS)
+    with pytest.raises(ConfigError, match=r"^train_tokenizer: vocab_size 10 is below what this corpus needs "
+                                          r"\(\d+\): its characters plus 256 byte pieces; raise vocab_size"):
+        train_tokenizer.impl(lambda: iter([table]), TokenizerParams(vocab_size=10), tmp_path / "tok")

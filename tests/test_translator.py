@@ -138,7 +138,7 @@ def test_one_language_pair_per_node(tmp_path):
 
 
 def test_a_vocabulary_too_small_for_the_characters_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="vocab_size 300 is below"):
+    with pytest.raises(ConfigError, match=r"^train_translator: vocab_size 300 is below what this corpus needs "):
         train_translator.impl(lambda: iter([parallel_table(pairs())]), TranslatorParams(**{**TINY, "vocab_size": 300}),
                               tmp_path / "m")
 

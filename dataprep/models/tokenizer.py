@@ -8,12 +8,14 @@ vs `。|。。`): both are equally likely under the model. tests/test_models.py 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
+from dataprep.errors import ConfigError
 from dataprep.registry import SplitScoped, param, stage
 
 SPECIALS = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>"}  # ids 0..3, in this order
@@ -46,15 +48,23 @@ def train_tokenizer(batches: Callable[[], Iterator[pa.Table]], p: TokenizerParam
             byte_fallback=True, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
             num_threads=1, minloglevel=2)  # one thread: the same pieces on every run
     except RuntimeError as e:
-        if "smaller than required_chars" not in str(e):
-            raise
-        raise ValueError(f"train_tokenizer: vocab_size {p.vocab_size} is below what this corpus needs (its "
-                         f"characters plus 256 byte pieces): {e}") from None
+        raise too_small_for_the_characters("train_tokenizer", p.vocab_size, e) from None
     out_dir.mkdir(parents=True)
     (out_dir / "spm.model").write_bytes(proto.getvalue())
     fast = to_fast_tokenizer(spm.SentencePieceProcessor(model_proto=proto.getvalue()))
     fast.save_pretrained(str(out_dir))
     return {"texts": len(texts), "vocab_size": len(fast)}
+
+
+def too_small_for_the_characters(stage: str, vocab_size: int, error: RuntimeError) -> Exception:
+    """sentencepiece's error for a vocabulary smaller than the corpus's characters, as one line that says how
+    many pieces are needed; any other error as it was."""
+    if "smaller than required_chars" not in str(error):
+        return error
+    needed = re.search(r"(\d+) vs (\d+)", str(error))
+    at_least = f" ({needed.group(2)})" if needed else ""
+    return ConfigError(f"{stage}: vocab_size {vocab_size} is below what this corpus needs{at_least}: its "
+                       "characters plus 256 byte pieces; raise vocab_size or lower character_coverage")
 
 
 def _texts(tables: Iterator[pa.Table], limit: int) -> Iterator[str]:

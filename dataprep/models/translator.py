@@ -27,7 +27,7 @@ from dataprep.models.lm import loss_note
 from dataprep.models.load import device, pad, quiet_transformers
 from dataprep.models.loop import Loop, train
 from dataprep.models.seq2seq import Decoding, Seq2Seq
-from dataprep.models.tokenizer import to_fast_tokenizer
+from dataprep.models.tokenizer import to_fast_tokenizer, too_small_for_the_characters
 from dataprep.registry import param, stage
 
 
@@ -177,10 +177,7 @@ def joint_tokenizer(texts: list[str], vocab_size: int):
             normalization_rule_name="nfkc", byte_fallback=True, pretokenization_delimiter=_CUT,
             pad_id=0, unk_id=1, bos_id=2, eos_id=3, num_threads=1, minloglevel=2)  # one thread: reproducible
     except RuntimeError as e:
-        if "smaller than required_chars" not in str(e):
-            raise
-        raise ValueError(f"train_translator: vocab_size {vocab_size} is below what these sentences need (their "
-                         f"characters plus 256 byte pieces): {e}") from None
+        raise too_small_for_the_characters("train_translator", vocab_size, e) from None
     sp = spm.SentencePieceProcessor(model_proto=proto.getvalue())
     counts = Counter(i for ids in sp.encode([t for t in texts if t]) for i in ids)
     total = sum(counts.values())
