@@ -1,8 +1,12 @@
 """dataprep: raw labelled text to a LoRA adapter as one cached, resumable DAG.
 
-Every registered stage is importable and callable on a `pyarrow.Table` or `datasets.Dataset`:
+Every registered stage is importable (and listed by `dir(dataprep)`) and callable on a `pyarrow.Table`, a pandas
+or polars DataFrame, a `datasets.Dataset` or `DatasetDict`, returning the same type (dataprep/frames.py);
+`help(dataprep.normalize)` shows its docstring and parameters:
 
-    from dataprep import read_jsonl, run, load_pipeline
+    from dataprep import normalize, exact_dedup, run
+    clean = normalize(df, text_field="review")    # a DataFrame back
+    outcome = exact_dedup.run(clean)              # Outcome: kept, rejected (id, reason, record), added
     reports = run("pipelines/zh_reviews.yaml")
 
 Attributes are resolved lazily so that `import dataprep` (and `dataprep --help`) stays fast.
@@ -45,3 +49,9 @@ def __getattr__(name: str):
     if name in stages:
         return stages[name]
     raise AttributeError(f"module 'dataprep' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names and every registered stage (importing the stages: only dir() and completion pay)."""
+    from dataprep.registry import all_stages
+    return sorted((set(globals()) - {"annotations"}) | set(__all__) | set(all_stages()))

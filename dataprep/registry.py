@@ -17,12 +17,12 @@ A `build` node outputs a model directory instead of rows; other nodes name it in
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import textwrap
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import pyarrow as pa
 
 from dataprep.errors import ConfigError, brief, one_line
 from dataprep.outcome import Outcome
@@ -103,24 +103,78 @@ class Stage:
     def make_params(self, values: dict | None = None, node: str | None = None) -> Any:
         return build_params(self.params, values or {}, node=node)
 
-    # --- the Python API: a registered stage is a function over a table ---
+    # --- the Python API: a registered stage is a function over a table (conversion: dataprep/frames.py) ---
     def __call__(self, data, **params):
-        """Run this stage on a `pyarrow.Table` or `datasets.Dataset`; return the kept (and added) rows."""
-        return self.run(data, **params).output(like=data)
+        """Run this stage on a pyarrow.Table, pandas or polars DataFrame, datasets.Dataset or DatasetDict;
+        return the kept (and added) rows as the same type."""
+        from dataprep import frames
+        return frames.call(self, data, params)
 
     def run(self, data, **params) -> Outcome:
-        """Like calling the stage, but return the full Outcome: kept, rejected (with reasons) and added rows."""
-        from dataprep.runner import run_in_memory
-        return run_in_memory(self, _as_table(data), self.make_params(params))
+        """Like calling the stage, but return the full Outcome: kept, rejected (with reasons) and added rows,
+        each a pyarrow.Table whatever came in (a DatasetDict's rows carry their `split`)."""
+        from dataprep import frames
+        return frames.run(self, data, params)
+
+    def __post_init__(self):
+        # help(stage) and IDEs show a function: the stage's name, its docstring and its parameters
+        for attr, value in (("__name__", self.name), ("__qualname__", self.name),
+                            ("__module__", getattr(self.impl, "__module__", __name__)), ("__doc__", _api_doc(self))):
+            object.__setattr__(self, attr, value)
+
+    def __get__(self, instance, owner=None):
+        """A non-data descriptor, as functions are, so that inspect and help() document a stage as one; looked
+        up on a class or an instance it is still the stage itself, never a bound method."""
+        return self
+
+    def __getattr__(self, name: str):
+        if name == "__signature__":  # built when asked (help, inspect.signature): registration stays cheap
+            return _api_signature(self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
-def _as_table(data) -> pa.Table:
-    if isinstance(data, pa.Table):
-        return data
-    if hasattr(data, "data") and hasattr(data.data, "table"):  # datasets.Dataset, without importing datasets
-        # after select/filter/sort a Dataset is its full table plus an indices mapping: apply it
-        return data.with_format("arrow")[:] if getattr(data, "_indices", None) is not None else data.data.table
-    raise TypeError(f"expected a pyarrow.Table or datasets.Dataset, got {type(data).__name__}")
+def _api_signature(spec: Stage) -> inspect.Signature:
+    """`normalize(data, /, *, nfkc: bool = True, ..., text_field: str = 'text', ...)`: the stage's params, then
+    the column arguments of the Python API (dataprep/frames.py)."""
+    from dataprep.frames import COLUMN_DEFAULTS, Columns
+    try:
+        hints = typing.get_type_hints(spec.params)
+    except Exception:  # an annotation that does not resolve: show the names without types
+        hints = {}
+    kw = inspect.Parameter.KEYWORD_ONLY
+    out = [inspect.Parameter("data", inspect.Parameter.POSITIONAL_ONLY)]
+    own = set()
+    for f in dataclasses.fields(spec.params):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore
+        out.append(inspect.Parameter(f.name, kw, default=default, annotation=hints.get(f.name, f.type)))
+        own.add(f.name)
+    column_hints = typing.get_type_hints(Columns)
+    out += [inspect.Parameter(name, kw, default=default, annotation=column_hints[name])
+            for name, default in COLUMN_DEFAULTS.items() if name not in own]
+    return inspect.Signature(out)
+
+
+def _api_doc(spec: Stage) -> str:
+    """The stage's docstring, what it takes and returns in Python, and each parameter with its help text."""
+    lines = [inspect.cleandoc(spec.impl.__doc__ or f"The {spec.name} stage."), ""]
+    if spec.kind in ("source", "build"):
+        lines += [f"A {spec.kind} stage: use it as a node of a pipeline (`dataprep stages {spec.name}`)."]
+    else:
+        lines += ["Takes a pyarrow.Table, a pandas or polars DataFrame, a datasets.Dataset or DatasetDict and",
+                  f"returns the kept and added rows as the same type; `{spec.name}.run(data, ...)` returns the",
+                  "Outcome (kept, rejected with id/reason/record, added: pyarrow Tables). The columns may be",
+                  "named: text_field, label_field (cls), tokens_field, tags_field (bio), id_field, lang_field;",
+                  "lang= and source= fill rows that have none (see dataprep.frames)."]
+    try:
+        rows = params_help(spec.params)
+    except Exception:  # never let the docs break a registration
+        rows = [(f.name, str(f.type), "", f.metadata.get("help", "")) for f in dataclasses.fields(spec.params)]
+    if rows:
+        lines += ["", "Parameters:"]
+        for name, kind, default, help_text in rows:
+            lines += [f"    {name}: {kind} = {default!r}"]
+            lines += textwrap.wrap(help_text, 104, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    return "\n".join(lines)
 
 
 _REGISTRY: dict[str, Stage] = {}
