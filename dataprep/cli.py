@@ -292,6 +292,78 @@ def save_cmd(pipeline, node, output, fmt, overwrite, cache_dir):
     click.echo(f"saved {node} ({fmt}) to {output}: {written} rows", err=True)
 
 
+def _adapter_options(command):
+    """The options `predict` and `eval` share: how to read INPUT and how to prepare its rows."""
+    for option in reversed([
+            click.option("--reader", metavar="NAME", help="the reader stage; default: chosen by the file's extension"),
+            click.option("--read", "read_settings", multiple=True, metavar="KEY=VALUE", help="a reader option"),
+            click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                         help="an option of normalize (cls rows) or to_bio2 (bio rows), e.g. scheme=IOB1"),
+            click.option("--base", metavar="DIR|ID", help="the base model, if not the one the adapter records"),
+            click.option("--batch-size", default=32, show_default=True, help="rows per forward pass")]):
+        command = option(command)
+    return command
+
+
+@main.command("predict")
+@click.argument("adapter", type=click.Path(exists=True, file_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, help="output file: .jsonl, .csv, .tsv or .parquet")
+@_adapter_options
+@_one_line
+def predict_cmd(adapter, input_path, output, reader, read_settings, settings, base, batch_size):
+    """Predict with ADAPTER (a train_lora output directory) on INPUT: the label and each label's probability
+    (classification), BIO2 tags per token (NER) or the continuation (causal LM); rejects beside OUTPUT."""
+    from dataprep.batch import rejects_path_for
+    from dataprep.io import write_table
+    from dataprep.predict import Adapter, read_prepared
+    _check_output_directory(output)
+    _console()
+    rows, rejects = read_prepared(input_path, reader, _pairs(read_settings), _pairs(settings))
+    predicted = Adapter.load(adapter, base).predict_table(rows, batch_size)
+    write_table(predicted, output)
+    write_table(rejects, str(rejects_path_for(output)))
+    click.echo(f"predict: {predicted.num_rows} rows written to {output}, {rejects.num_rows} rejects to "
+               f"{rejects_path_for(output)}", err=True)
+
+
+@main.command("eval")
+@click.argument("adapter", type=click.Path(exists=True, file_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("-o", "--output", help="also write the metrics as JSON here")
+@_adapter_options
+@_one_line
+def eval_cmd(adapter, input_path, output, reader, read_settings, settings, base, batch_size):
+    """Score ADAPTER on the labelled rows of INPUT: accuracy and macro-F1 (classification) or strict entity
+    precision/recall/F1 (NER), per class or type."""
+    import json
+
+    from dataprep.predict import Adapter, read_prepared
+    _console()
+    rows, rejects = read_prepared(input_path, reader, _pairs(read_settings), _pairs(settings))
+    metrics = {"input": input_path, "rejects": rejects.num_rows,
+               **Adapter.load(adapter, base).evaluate(rows, batch_size)}
+    if output:
+        Path(output).write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    click.echo(_metrics_summary(metrics))
+
+
+def _metrics_summary(m: dict) -> str:
+    head = f"{m['rows']} rows ({m['rejects']} rejected on reading)"
+    if "macro_f1" in m:
+        scores = f"accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}"
+        classes = [f"  {k:<16} P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}  n {v['support']}"
+                   for k, v in m["per_class"].items()]
+    elif "f1" in m:
+        scores = f"entity P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}"
+        classes = [f"  {k:<16} P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}"
+                   for k, v in m.get("per_type", {}).items()]
+    else:
+        scores, classes = f"perplexity {m['perplexity']:.2f}", []
+    unseen = f"\nlabels the adapter never saw: {', '.join(m['unseen_labels'])}" if m.get("unseen_labels") else ""
+    return "\n".join([f"{head}: {scores}", *classes]) + unseen
+
+
 @main.command("path")
 @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @click.argument("node")

@@ -25,6 +25,16 @@ def quiet_transformers():
         logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def quiet_peft():
+    """peft asks transformers a deprecated question (is_gradient_checkpointing) when it wraps or loads a model;
+    the warning is theirs, with nothing for users to act on."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def load_tokenizer(ref: str):
     from transformers import AutoTokenizer
     return _load(ref, AutoTokenizer.from_pretrained)

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from dataprep.models.batching import windowed_batches
 from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
-from dataprep.models.load import device, load_model, load_tokenizer, max_positions, pad
+from dataprep.models.load import device, load_model, load_tokenizer, max_positions, pad, quiet_peft
 from dataprep.models.loop import Checkpoints, Loop, Progress
 from dataprep.models.loop import train as train_loop
 from dataprep.registry import key_params, param, stage
@@ -191,8 +191,7 @@ def build_model(p: LoraTrainParams, data: Data):
         target_modules=targets, bias=p.bias, modules_to_save=list(p.modules_to_save) if p.modules_to_save else None,
         use_rslora=p.rslora, use_dora=p.dora,
         fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2 stores Linear as Conv1D
-    with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing for users to act on
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with quiet_peft():
         return get_peft_model(model, config).to(device()), tok
 
 
