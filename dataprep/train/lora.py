@@ -343,12 +343,14 @@ def _finish(model, tok, data: Data, p: LoraTrainParams, max_len: int, out_dir: P
     # (metrics.json, report.md and the weights are the same bytes on any machine; the cache leaves these out).
     cost = {**inference_cost(model, tok, data, split, max_len), **speed}
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_self_contained(model, tok, p, out_dir)
+    base = save_self_contained(model, tok, p, out_dir)
     (out_dir / "label_map.json").write_text(json.dumps({"task": task.name, "labels": data.labels}, indent=2))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     (out_dir / "efficiency.json").write_text(json.dumps(cost, indent=2))
     # What decided this adapter: the keyed params (knobs such as save_every would change the bytes, not it).
-    (out_dir / "train_config.json").write_text(json.dumps(key_params(p), indent=2, default=str))
+    # The base as the adapter records it (base/, or a hub id): not the cache path, which differs by machine.
+    config = {**key_params(p), "base_model": base}
+    (out_dir / "train_config.json").write_text(json.dumps(config, indent=2, default=str))
     (out_dir / "report.md").write_text(report(metrics, task))
     (out_dir / "efficiency.md").write_text(efficiency_report(cost, state.step))
     if p.merge:
@@ -366,10 +368,11 @@ def _finish(model, tok, data: Data, p: LoraTrainParams, max_len: int, out_dir: P
 BASE_COPY = "base"  # where copy_base puts the base model, inside the adapter directory
 
 
-def save_self_contained(model, tok, p: LoraTrainParams, out_dir: Path) -> None:
+def save_self_contained(model, tok, p: LoraTrainParams, out_dir: Path) -> str:
     """The adapter (PEFT format), the tokenizer, and the task model's config (config.json: labels, pad token)
     — and, with copy_base, the base model itself in base/, recorded as `base` (relative to the adapter
-    directory): the directory can be moved or copied and still loads with plain transformers + PEFT."""
+    directory): the directory can be moved or copied and still loads with plain transformers + PEFT. Returns
+    the base as recorded."""
     model.save_pretrained(str(out_dir))
     tok.save_pretrained(str(out_dir))
     model.get_base_model().config.save_pretrained(str(out_dir))
@@ -380,6 +383,7 @@ def save_self_contained(model, tok, p: LoraTrainParams, out_dir: Path) -> None:
     _stable_adapter_config(out_dir / "adapter_config.json", base)
     # PEFT's model card template names the base by the path it was loaded from; this one says how to load.
     (out_dir / "README.md").write_text(model_card(base, model.get_base_model().__class__.__name__))
+    return base
 
 
 def model_card(base: str, head_class: str) -> str:
