@@ -115,6 +115,19 @@ class Adapter:
                     tags[i] = bio2(spans(words, "IOB2", repair=True), len(words))
         return tags, truncated
 
+    def token_logits(self, sentences: list[list[str]], batch_size: int = 32) -> list[np.ndarray]:
+        """Per sentence, the logits of its real pieces (pieces x labels), padding left out."""
+        import torch
+        ids = self.tok(sentences, is_split_into_words=True, truncation=True, max_length=self.max_len)["input_ids"]
+        out: list[np.ndarray] = [np.zeros((0, len(self.labels)))] * len(sentences)
+        with torch.inference_mode():
+            for batch in sorted_batches(range(len(ids)), [len(x) for x in ids], size=batch_size, longest_first=True):
+                x, mask = pad([ids[i] for i in batch], self.tok.pad_token_id)
+                logits = self.model(input_ids=x, attention_mask=mask).logits.float().cpu().numpy()
+                for row, i in enumerate(batch):
+                    out[i] = logits[row, :len(ids[i])]
+        return out
+
     def generate(self, texts: list[str], batch_size: int = 8, max_new_tokens: int = 32) -> list[str]:
         """The greedy continuation of each text (causal_lm adapters). Left-padded: a causal LM continues from
         the last position, which right padding would fill with pad tokens."""
