@@ -331,21 +331,51 @@ def predict_cmd(adapter, input_path, output, reader, read_settings, settings, ba
 @click.argument("adapter", type=click.Path(exists=True, file_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.option("-o", "--output", help="also write the metrics as JSON here")
+@click.option("--robustness", is_flag=True, help="also score seeded perturbations of INPUT (typos, width, "
+              "punctuation, whitespace, character edits; NER: entity swaps) and the drop from clean")
+@click.option("--ood", "ood_path", metavar="FILE", type=click.Path(exists=True),
+              help="an out-of-domain file (read like INPUT): AUROC and FPR@95%TPR of MSP and energy scores")
+@click.option("--seed", default=13, show_default=True, help="the perturbations' seed")
 @_adapter_options
 @_one_line
-def eval_cmd(adapter, input_path, output, reader, read_settings, settings, base, batch_size):
+def eval_cmd(adapter, input_path, output, robustness, ood_path, seed, reader, read_settings, settings, base,
+             batch_size):
     """Score ADAPTER on the labelled rows of INPUT: accuracy and macro-F1 (classification) or strict entity
-    precision/recall/F1 (NER), per class or type."""
+    precision/recall/F1 (NER), per class or type; with --robustness and --ood, how it holds up."""
     import json
 
     from dataprep.predict import Adapter, read_prepared
     _console()
     rows, rejects = read_prepared(input_path, reader, _pairs(read_settings), _pairs(settings))
-    metrics = {"input": input_path, "rejects": rejects.num_rows,
-               **Adapter.load(adapter, base).evaluate(rows, batch_size)}
+    model = Adapter.load(adapter, base)
+    metrics = {"input": input_path, "rejects": rejects.num_rows, **model.evaluate(rows, batch_size)}
+    lines = [_metrics_summary(metrics)]
+    if robustness:
+        from dataprep.robustness import robustness as suite
+        metrics["robustness"] = suite(model, rows, seed, batch_size)
+        lines.append(_robustness_summary(metrics["robustness"]))
+    if ood_path:
+        from dataprep.robustness import ood
+        outside, _ = read_prepared(ood_path, reader, _pairs(read_settings), _pairs(settings))
+        metrics["ood"] = {"file": ood_path, **ood(model, rows, outside, batch_size)}
+        lines.append(_ood_summary(metrics["ood"]))
     if output:
         Path(output).write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
-    click.echo(_metrics_summary(metrics))
+    click.echo("\n".join(lines))
+
+
+def _robustness_summary(r: dict) -> str:
+    rows = [f"{'perturbation':<14} {r['metric']:>9} {'drop':>7} {'rows changed':>13}",
+            f"{'clean':<14} {r['clean']:>9.3f}"]
+    rows += [f"{name:<14} {e[r['metric']]:>9.3f} {e['drop']:>+7.3f} {e['rows_changed']:>13}"
+             for name, e in r["perturbations"].items()]
+    return "\n".join(rows)
+
+
+def _ood_summary(o: dict) -> str:
+    return "\n".join([f"out-of-domain: {o['in_rows']} in-domain rows vs {o['out_rows']} from {o['file']}"] +
+                     [f"  {name:<7} AUROC {o[name]['auroc']:.3f}  FPR@95%TPR {o[name]['fpr_at_95_tpr']:.3f}"
+                      for name in ("msp", "energy")])
 
 
 def _metrics_summary(m: dict) -> str:

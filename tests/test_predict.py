@@ -104,3 +104,18 @@ def test_a_directory_that_is_no_adapter_is_one_line(workdir):
     write_jsonl(workdir / "x.jsonl", [{"text": "a", "label": "b"}])
     result = CliRunner().invoke(main, ["eval", "empty", "x.jsonl"])
     assert result.exit_code == 1 and result.output.startswith("Error: empty is not an adapter directory")
+
+
+def test_eval_reports_robustness_and_ood_when_asked(cls_adapter, workdir):
+    test = cls_rows(100).filter(pc.equal(cls_rows(100)["split"], "test"))
+    write_jsonl(workdir / "test.jsonl", [{"text": t, "label": y} for t, y in
+                                         zip(test["text"].to_pylist(), test["label"].to_pylist())])
+    write_jsonl(workdir / "other.jsonl", [{"text": f"the weather report number {i}", "label": "x"}
+                                          for i in range(15)])
+    result = CliRunner().invoke(main, ["eval", str(cls_adapter), "test.jsonl", "--robustness", "--ood",
+                                       "other.jsonl", "-o", "m.json"])
+    assert result.exit_code == 0, result.output
+    assert "char_swap" in result.output and "AUROC" in result.output
+    saved = json.loads((workdir / "m.json").read_text())
+    assert set(saved["robustness"]["perturbations"]) >= {"char_insert", "width", "typo"}
+    assert saved["ood"]["out_rows"] == 15 and 0 <= saved["ood"]["msp"]["auroc"] <= 1
