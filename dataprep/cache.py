@@ -44,6 +44,7 @@ STATS = "stats.json"
 # Files that hold what was measured while the node ran (wall-clock seconds, latency, memory): they differ
 # between two runs of one key by nature, so the manifest does not vouch for their bytes.
 MEASURED = {STATS, "efficiency.json", "efficiency.md"}
+MEASURED_DIRS = {"monitor"}  # a trainer's TensorBoard / W&B files: event times and tokens/s
 LOCK = ".lock"  # <root>/<pipeline>/.lock: a dot name, so no node (names start with a letter or digit) can clash
 FORMAT = 2      # manifest format: 2 added `format` and `files` (size and xxh3-128 of every file)
 NAME_RULE = "1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit, no '..'"
@@ -402,17 +403,18 @@ def _xxh3(path: Path, fsync: bool = False) -> str:
 
 def _describe(scratch: Path) -> dict[str, dict]:
     """{relative name: {size, xxh3}} of every regular file the entry vouches for, each fsynced on the way.
-    MEASURED files (stats.json, a trainer's efficiency.*) are left out: they hold wall-clock timings, so
-    recording their bytes would make two runs of one key write different manifests (tests/test_resume.py
-    compares them). Symlinks are
-    left out too: a link cannot be vouched for by its bytes, and no stage writes one."""
+    MEASURED files (stats.json, a trainer's efficiency.*, what is under its monitor/) are left out: they
+    hold wall-clock timings, so recording their bytes would make two runs of one key write different
+    manifests (tests/test_resume.py compares them). Symlinks are left out too: a link cannot be vouched for
+    by its bytes, and no stage writes one."""
     files = {}
     for directory, dirnames, filenames in os.walk(scratch):
         dirnames.sort()
         for filename in sorted(filenames):
             path = Path(directory) / filename
             name = path.relative_to(scratch).as_posix()
-            if name in (MANIFEST, MANIFEST + ".tmp") or path.name in MEASURED or path.is_symlink():
+            measured = path.name in MEASURED or MEASURED_DIRS & set(Path(name).parts[:-1])
+            if name in (MANIFEST, MANIFEST + ".tmp") or measured or path.is_symlink():
                 continue
             files[name] = {"size": path.stat().st_size, "xxh3": _xxh3(path, fsync=True)}
     return files

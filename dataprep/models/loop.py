@@ -109,7 +109,8 @@ def train(model, epoch_batches: Callable[[int], Sequence[Any]], loss_of: Callabl
 
     `epoch_batches(epoch)` gives one epoch's batches (a seeded order); `loss_of(batch)` the loss to minimise
     and the number of real tokens in the batch (for the log line). `evaluate()` scores the model, higher is
-    better. `progress(info)` is called after every optimizer step."""
+    better. `progress(info)` is called after every optimizer step (event "step": loss, lr, grad_norm,
+    tokens_per_s) and every evaluation (event "eval": score, best)."""
     import torch
 
     opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=cfg.lr,
@@ -140,7 +141,7 @@ def train(model, epoch_batches: Callable[[int], Sequence[Any]], loss_of: Callabl
             if state.batch % cfg.grad_accum and not epoch_done:
                 continue  # accumulate: the optimizer steps once per grad_accum batches (and at epoch end)
             scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             scaler.step(opt)
             scaler.update()
             sched.step()
@@ -149,17 +150,18 @@ def train(model, epoch_batches: Callable[[int], Sequence[Any]], loss_of: Callabl
             state.loss = loss.item() * cfg.grad_accum
             if guard:
                 guard.check(state.step, cfg.total)
-            info = {"step": state.step, "total": cfg.total, "epoch": state.epoch, "loss": state.loss,
-                    "lr": sched.get_last_lr()[0], "tokens_per_s": tokens_seen / max(time.monotonic() - started, 1e-9)}
+            info = {"event": "step", "step": state.step, "total": cfg.total, "epoch": state.epoch,
+                    "loss": state.loss, "lr": sched.get_last_lr()[0], "grad_norm": grad_norm.item(),
+                    "tokens_per_s": tokens_seen / max(time.monotonic() - started, 1e-9)}
             _log(info, cfg.log_every)
             if progress:
                 progress(info)
             if evaluate and cfg.eval_every and state.step % cfg.eval_every == 0:
-                _evaluate_and_keep_best(model, evaluate, state, checkpoints)
+                _evaluate_and_keep_best(model, evaluate, state, checkpoints, progress)
             if epoch_done:
                 state.epoch, state.batch = state.epoch + 1, 0
                 if evaluate and not cfg.eval_every:
-                    _evaluate_and_keep_best(model, evaluate, state, checkpoints)
+                    _evaluate_and_keep_best(model, evaluate, state, checkpoints, progress)
             if checkpoints and (state.step % cfg.save_every == 0 or epoch_done):
                 checkpoints.save_last(model, opt, sched, scaler, state)
             if state.step >= cfg.total or state.stopped_early(cfg.patience) or epoch_done:
@@ -182,7 +184,7 @@ def _log(info: dict, every: int) -> None:
                  info["epoch"], info["loss"], info["lr"], info["tokens_per_s"])
 
 
-def _evaluate_and_keep_best(model, evaluate: Callable[[], float], state: Progress, checkpoints) -> None:
+def _evaluate_and_keep_best(model, evaluate: Callable[[], float], state: Progress, checkpoints, progress) -> None:
     score = evaluate()
     model.train()
     state.history.append({"step": state.step, "epoch": state.epoch, "score": score})
@@ -193,6 +195,8 @@ def _evaluate_and_keep_best(model, evaluate: Callable[[], float], state: Progres
             checkpoints.save_best(model)
     else:
         state.since_best += 1
+    if progress:
+        progress({"event": "eval", "step": state.step, "epoch": state.epoch, "score": score, "best": state.best})
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
@@ -208,6 +212,11 @@ class Checkpoints:
 
     def has_last(self) -> bool:
         return self.last.is_dir()
+
+    def resumed_step(self) -> int:
+        """The step a run that starts now continues from: the last checkpoint's, or 0."""
+        state = self.last / "state.json"
+        return json.loads(state.read_text())["step"] if state.is_file() else 0
 
     def has_best(self) -> bool:
         return self.best.is_dir()

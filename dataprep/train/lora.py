@@ -32,6 +32,7 @@ from dataprep.models.loop import train as train_loop
 from dataprep.registry import key_params, param, stage
 from dataprep.train import baselines as B
 from dataprep.train import evaluate as E
+from dataprep.train.monitor import Monitor, check_reporters
 from dataprep.train.tasks import Example, Task, task_of
 
 TaskName = Literal["auto", "seq_cls", "token_cls", "causal_lm"]
@@ -74,6 +75,9 @@ class LoraTrainParams(BuildCompute):
         "(device: cuda only) runs with a gradient scaler")
     save_every: int = param(100, "optimizer steps between checkpoints", knob=True)
     merge: bool = param(False, "also write a standalone merged model to merged/")
+    report_to: list[Literal["tensorboard", "wandb"]] = param(
+        factory=list, help="also log each step to TensorBoard and/or Weights & Biases (offline unless WANDB_MODE "
+        "says otherwise), in monitor/ beside the adapter; train_log.jsonl is always written", knob=True)
     copy_base: bool = param(True, "copy a base given as a directory into base/ beside the adapter, so the "
                             "adapter directory loads anywhere (a hub id is recorded as it is)")
     seed: int = param(13, "initialisation, dropout and data order")
@@ -90,6 +94,7 @@ class LoraTrainParams(BuildCompute):
                              "gradients would underflow unscaled); use fp32 or bf16")
         if not 0 <= self.warmup_ratio < 1 or not 0 <= self.dropout < 1 or self.lr <= 0:
             raise ValueError("need 0 <= warmup_ratio < 1, 0 <= dropout < 1 and lr > 0")
+        check_reporters(self.report_to)
         _warn_outside_practice(self)
 
 
@@ -257,21 +262,27 @@ def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | Non
                weight_decay=p.weight_decay, grad_accum=p.grad_accum, max_grad_norm=p.max_grad_norm,
                precision=resolved_precision(p), device_type=device().type, eval_every=p.eval_every,
                patience=p.patience, save_every=p.save_every, log_every=p.log_every)
-    speed = _Speed(progress)
-    state = train_loop(model, epoch_batches, loss_of, cfg, evaluate=validation_score,
-                       checkpoints=Checkpoints(checkpoints) if checkpoints else None,
+    saved = Checkpoints(checkpoints) if checkpoints else None
+    monitor = Monitor(checkpoints or out_dir, p.report_to, "train_lora", key_params(p),
+                      resumed_at=saved.resumed_step() if saved else 0)
+    speed = _Speed(monitor, progress)
+    state = train_loop(model, epoch_batches, loss_of, cfg, evaluate=validation_score, checkpoints=saved,
                        guard=TimeGuard("train_lora", p.max_seconds), progress=speed)
+    monitor.finish(out_dir)
     return model, tok, _finish(model, tok, data, p, max_len, out_dir, state, speed.measured())
 
 
 class _Speed:
-    """Passes the loop's progress on, and remembers how fast this process trained (not keyed: measured)."""
+    """Passes the loop's progress to the monitor and the caller, and remembers how fast this process trained
+    (not keyed: measured)."""
 
-    def __init__(self, then: Callable[[dict], None] | None):
-        self.then, self.started, self.tokens_per_s = then, time.monotonic(), None
+    def __init__(self, monitor: Monitor, then: Callable[[dict], None] | None):
+        self.monitor, self.then, self.started, self.tokens_per_s = monitor, then, time.monotonic(), None
 
     def __call__(self, info: dict) -> None:
-        self.tokens_per_s = info["tokens_per_s"]
+        if info["event"] == "step":
+            self.tokens_per_s = info["tokens_per_s"]
+        self.monitor(info)
         if self.then:
             self.then(info)
 
