@@ -154,7 +154,7 @@ class Adapter:
         from dataprep.train.lora import Data, evaluate
         inputs, targets = self.task.columns(table)
         data = Data(self.task, {"test": inputs}, {"test": targets}, self.labels)
-        metrics = evaluate(self.model, self.tok, data, data.encode(self.tok, "test", self.max_len), batch_size)
+        metrics = evaluate(self.model, self.tok, data, "test", data.encode(self.tok, "test", self.max_len), batch_size)
         known = set(self.labels)
         seen = [t for row in targets for t in row] if self.task.words else targets
         return {**metrics, "rows": table.num_rows, "unseen_labels": sorted({t for t in seen if t not in known})}

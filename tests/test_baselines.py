@@ -23,8 +23,8 @@ def test_entity_baselines_are_all_o_and_the_most_frequent_tag_per_token():
     train_tags = [["B-PER", "I-PER", "O", "B-LOC", "I-LOC"], ["B-LOC", "I-LOC", "O", "O"], ["B-PER", "B-LOC"]]
     test_tokens, test_tags = [["北", "京", "的", "张", "三"]], [["B-LOC", "I-LOC", "O", "B-PER", "I-PER"]]
     out = B.entities(train_tokens, train_tags, test_tokens, test_tags)
-    assert out["all_o"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-    assert out["most_frequent_tag"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert out["all_o"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert out["most_frequent_tag"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
 
 
 def test_ties_between_tags_go_to_the_tag_that_sorts_first():

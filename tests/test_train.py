@@ -295,3 +295,42 @@ def test_the_adapters_weights_are_pinned(base_model, tmp_path, case):
     train(params(base_model, **kw), Data.from_tables([cls_rows()], "auto"), tmp_path / "out",
           checkpoints=tmp_path / "ck")
     assert hashlib.md5((tmp_path / "out" / "adapter_model.safetensors").read_bytes()).hexdigest() == digest
+
+
+@pytest.fixture(scope="module")
+def encoder_base(base_model, tmp_path_factory):
+    """A tiny BERT saved as pretrain_encoder saves it: a masked-LM model, so without a pooler."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+    root = tmp_path_factory.mktemp("enc") / "model"
+    tok = AutoTokenizer.from_pretrained(base_model)
+    tok.add_special_tokens({"mask_token": "<mask>"})
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=64, type_vocab_size=1,
+                               pad_token_id=tok.pad_token_id)).save_pretrained(root)
+    tok.save_pretrained(root)
+    return root
+
+
+def test_weights_the_base_lacks_are_trained_and_saved_so_a_reload_is_the_same_model(encoder_base, tmp_path):
+    from dataprep.predict import Adapter
+    train(params(encoder_base, epochs=1), Data.from_tables([cls_rows()], "auto"), tmp_path / "out")
+    config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
+    assert "bert.pooler.dense" in config["modules_to_save"]
+    texts = cls_rows(20)["text"].to_pylist()
+    torch.manual_seed(1)
+    first = Adapter.load(tmp_path / "out").logits(texts)
+    torch.manual_seed(2)  # a pooler left random would now be another one
+    np.testing.assert_array_equal(first, Adapter.load(tmp_path / "out").logits(texts))
+
+
+def test_ner_is_scored_on_whole_sentences_like_its_baselines(base_model, tmp_path):
+    words = ["北", "京", "好"] * 30  # 90 words: far past max_len 16
+    tags = ["B-LOC", "I-LOC", "O"] * 30
+    table = pa.table({"id": [str(i) for i in range(20)], "tokens": [words] * 20, "tags": [tags] * 20,
+                      "lang": ["zh"] * 20, "source": ["t"] * 20}, schema=BIO)
+    data = Data.from_tables([table.append_column("split", pa.array(["train", "test"] * 10))], "auto")
+    train(params(base_model, epochs=1, max_len=16), data, tmp_path / "o")
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    # every gold entity counts, not only the few that fit in 16 pieces: the same support as the baselines'
+    assert metrics["support"] == 10 * 30 == metrics["baselines"]["most_frequent_tag"]["support"]

@@ -45,6 +45,13 @@ def load_model(ref: str, auto_class, **kwargs):
     return name_the_loss(_load(ref, lambda r, **more: auto_class.from_pretrained(r, **kwargs, **more)))
 
 
+def load_model_and_fresh_weights(ref: str, auto_class, **kwargs):
+    """(model, names of its weights the checkpoint did not hold): those were initialised fresh, from the seed."""
+    model, info = _load(ref, lambda r, **more: auto_class.from_pretrained(r, output_loading_info=True, **kwargs,
+                                                                            **more))
+    return name_the_loss(model), sorted(info["missing_keys"])
+
+
 def name_the_loss(model):
     """GPT-2's head class (GPT2LMHeadModel) does not say 'ForCausalLM', so transformers cannot tell its loss
     from the name, prints a notice on every run and falls back to the causal-LM loss. Naming that same loss

@@ -59,7 +59,7 @@ def entities(train_tokens: list[list[str]], train_tags: list[list[str]], test_to
 
 def _entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     m = E.entities(gold, pred)
-    return {"precision": m["precision"], "recall": m["recall"], "f1": m["f1"]}
+    return {"precision": m["precision"], "recall": m["recall"], "f1": m["f1"], "support": m["support"]}
 
 
 def headline(task: str, metrics: dict) -> float | None:

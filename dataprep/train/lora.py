@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from dataprep.models.batching import windowed_batches
 from dataprep.models.compute import BuildCompute, TimeGuard, torch_for
-from dataprep.models.load import device, load_model, load_tokenizer, max_positions, pad, quiet_peft
+from dataprep.models.load import device, load_model_and_fresh_weights, load_tokenizer, max_positions, pad, quiet_peft
 from dataprep.models.loop import Checkpoints, Loop, Progress
 from dataprep.models.loop import train as train_loop
 from dataprep.registry import key_params, param, stage
@@ -179,8 +179,8 @@ def build_model(p: LoraTrainParams, data: Data):
     task = data.task
     head_kwargs = {"num_labels": len(data.labels), "id2label": dict(enumerate(data.labels)),
                    "label2id": data.label_ids} if task.labelled else {}
-    # quiet: "some weights are newly initialized" is the head
-    model = load_model(p.base_model, getattr(transformers, task.head), **head_kwargs)
+    model, fresh = load_model_and_fresh_weights(p.base_model, getattr(transformers, task.head), **head_kwargs)
+    fresh_modules = modules_without_weights(fresh)
     if tok.pad_token is None:  # GPT-style models ship without one; padding must never be a real token
         if tok.eos_token is not None:
             tok.pad_token = tok.eos_token
@@ -190,10 +190,11 @@ def build_model(p: LoraTrainParams, data: Data):
     model.config.pad_token_id = tok.pad_token_id
     targets = p.target_modules
     if targets == "all-linear" and task.labelled:
-        targets = linear_layers_outside_the_head(model)
+        targets = [name for name in linear_layers_outside_the_head(model) if name not in fresh_modules]
+    to_save = list(p.modules_to_save or []) + [m for m in fresh_modules if m not in (p.modules_to_save or [])]
     config = LoraConfig(
         task_type=getattr(TaskType, task.peft_type), r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
-        target_modules=targets, bias=p.bias, modules_to_save=list(p.modules_to_save) if p.modules_to_save else None,
+        target_modules=targets, bias=p.bias, modules_to_save=to_save or None,
         use_rslora=p.rslora, use_dora=p.dora,
         fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2 stores Linear as Conv1D
     with quiet_peft():
@@ -202,6 +203,14 @@ def build_model(p: LoraTrainParams, data: Data):
 
 # The classification head of a task model: PEFT trains it in full (modules_to_save) for seq_cls and token_cls.
 HEADS = {"classifier", "score"}
+
+
+def modules_without_weights(fresh: list[str]) -> list[str]:
+    """The modules besides the head whose weights the base did not hold — a BERT pretrained with masked-LM
+    has no pooler, which BertForSequenceClassification then starts from random. Frozen and left out of the
+    adapter, they would be random again at every load (measured: SST-2 accuracy 0.491-0.517 by load seed);
+    so they are trained in full and saved with the adapter, as the head is."""
+    return sorted({key.rsplit(".", 1)[0] for key in fresh if not HEADS & set(key.split("."))})
 
 
 def linear_layers_outside_the_head(model) -> list[str]:
@@ -256,7 +265,8 @@ def train(p: LoraTrainParams, data: Data, out_dir: Path, checkpoints: Path | Non
         return model(**inputs).loss, int(inputs["attention_mask"].sum())
 
     def validation_score() -> float:
-        return selection_score(evaluate(model, tok, data, eval_set, p.batch_size), data.task, p.metric)
+        metrics = evaluate(model, tok, data, data.eval_split(), eval_set, p.batch_size)
+        return selection_score(metrics, data.task, p.metric)
 
     cfg = Loop(total=total, lr=p.lr, warmup=math.ceil(p.warmup_ratio * total), schedule=p.schedule,
                weight_decay=p.weight_decay, grad_accum=p.grad_accum, max_grad_norm=p.max_grad_norm,
@@ -308,11 +318,11 @@ def selection_score(metrics: dict, task: Task, metric: str) -> float:
 
 # ------------------------------------------------------------------------------------------------ evaluation
 
-def evaluate(model, tok, data: Data, examples: list[Example], batch_size: int) -> dict:
-    """The task's metrics of `model` on encoded examples, in batches of `batch_size`."""
+def evaluate(model, tok, data: Data, split: str, examples: list[Example], batch_size: int) -> dict:
+    """The task's metrics of `model` on the encoded examples of `split`, in batches of `batch_size`."""
     import torch
     model.eval()
-    scorer = data.task.scorer(data.labels)
+    scorer = data.task.scorer(data.labels, data.targets.get(split, []))
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
@@ -342,7 +352,7 @@ def inference_cost(model, tok, data: Data, split: str, max_len: int) -> dict:
 def _finish(model, tok, data: Data, p: LoraTrainParams, max_len: int, out_dir: Path, state: Progress,
             speed: dict) -> dict:
     task, split = data.task, data.test_split()
-    metrics = {"split": split, **evaluate(model, tok, data, data.encode(tok, split, max_len), p.batch_size),
+    metrics = {"split": split, **evaluate(model, tok, data, split, data.encode(tok, split, max_len), p.batch_size),
                "baselines": task.baselines(data.inputs["train"], data.targets["train"], data.inputs.get(split, []),
                                            data.targets.get(split, []), data.labels),
                "train": {"steps": state.step, "epochs_completed": state.epoch, "selection": state.history,

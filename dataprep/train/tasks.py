@@ -47,7 +47,8 @@ class Task:
         """The `labels` a batch of examples is trained on, matching the padded `ids`."""
         raise NotImplementedError
 
-    def scorer(self, labels: list[str]) -> Scorer:
+    def scorer(self, labels: list[str], gold: list) -> Scorer:
+        """A scorer for one pass over encoded examples whose targets, as the rows hold them, are `gold`."""
         raise NotImplementedError
 
     def select(self, metrics: dict) -> float:
@@ -95,7 +96,7 @@ class SequenceClassification(Task):
         import torch
         return torch.tensor([y for _, y in examples], device=ids.device)
 
-    def scorer(self, labels):
+    def scorer(self, labels, gold):
         return _LabelScorer(labels)
 
     def select(self, metrics):
@@ -182,8 +183,8 @@ class TokenClassification(Task):
         labels, _ = pad([y for _, y in examples], -100)
         return labels
 
-    def scorer(self, labels):
-        return _TagScorer(labels)
+    def scorer(self, labels, gold):
+        return _TagScorer(labels, gold)
 
     def select(self, metrics):
         return metrics["f1"]
@@ -205,14 +206,18 @@ class TokenClassification(Task):
 
 
 class _TagScorer(Scorer):
-    def __init__(self, labels: list[str]):
-        self.labels, self.gold, self.pred = labels, [], []
+    """Entities of whole sentences: a word past max_len is predicted O, and its gold tag still counts, so the
+    adapter is scored on the entities its baselines are scored on (not only those that fit)."""
+
+    def __init__(self, labels: list[str], gold: list[list[str]]):
+        self.labels, self.full_gold, self.gold, self.pred = labels, gold, [], []
 
     def add(self, examples, batch, out):
         for (_, y), guessed in zip(examples, out.logits.argmax(-1).tolist()):  # one device read a batch
-            keep = [k for k, t in enumerate(y) if t != -100]
-            self.gold.append([self.labels[y[k]] for k in keep])
-            self.pred.append([self.labels[guessed[k]] for k in keep])
+            tags = self.full_gold[len(self.gold)]
+            heads = [k for k, t in enumerate(y) if t != -100]  # the tagged piece of each word that fits, in order
+            self.gold.append(list(tags))
+            self.pred.append([self.labels[guessed[k]] for k in heads] + ["O"] * (len(tags) - len(heads)))
 
     def metrics(self):
         return E.entities(self.gold, self.pred)
@@ -234,7 +239,7 @@ class CausalLanguageModel(Task):
     def target_tensor(self, examples, ids, mask):
         return ids.masked_fill(mask == 0, -100)  # the ids themselves, padding excluded
 
-    def scorer(self, labels):
+    def scorer(self, labels, gold):
         return _PerplexityScorer()
 
     def select(self, metrics):
