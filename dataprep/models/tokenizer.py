@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataprep.errors import ConfigError
+from dataprep.models.load import texts_of
 from dataprep.registry import SplitScoped, param, stage
 
 SPECIALS = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>"}  # ids 0..3, in this order
@@ -28,11 +29,12 @@ class TokenizerParams(SplitScoped):
     max_rows: int = param(200_000, "rows used for training (the first ones, in input order)")
 
 
-@stage("train_tokenizer", version=2, kind="build", params=TokenizerParams, consumes=("cls", "bio", "parallel"),
+@stage("train_tokenizer", version=3, kind="build", params=TokenizerParams, consumes=("cls", "bio", "parallel"),
        produces="model")
 def train_tokenizer(batches: Callable[[], Iterator[pa.Table]], p: TokenizerParams, out_dir: Path) -> dict:
-    """Train a sentencepiece unigram tokenizer on the text of the input rows (`text`; `tokens` joined by
-    spaces; `src` and `tgt` for parallel rows) and save it as a transformers tokenizer in the model directory.
+    """Train a sentencepiece unigram tokenizer on the text of the input rows (`text`; `tokens` joined as the
+    model builders join them, without spaces in Chinese and Japanese; `src` and `tgt` for parallel rows) and
+    save it as a transformers tokenizer in the model directory.
     Special tokens: <pad>=0, <unk>=1, <s>=2, </s>=3; encoding adds <s> ... </s>.
 
     Drop reasons: none (a build stage outputs a model, not rows).
@@ -80,8 +82,8 @@ def _texts(tables: Iterator[pa.Table], limit: int) -> Iterator[str]:
 def _text_columns(table: pa.Table) -> list[list[str]]:
     if "text" in table.column_names:
         return [table.column("text").to_pylist()]
-    if "tokens" in table.column_names:
-        return [[" ".join(t) for t in table.column("tokens").to_pylist()]]
+    if "tokens" in table.column_names:  # joined as the LM and encoder builders read them (no spaces in Chinese)
+        return [texts_of(table)]
     return [table.column("src").to_pylist(), table.column("tgt").to_pylist()]
 
 
