@@ -21,7 +21,9 @@ import pyarrow as pa
 
 from dataprep.errors import ConfigError
 from dataprep.models.batching import sorted_batches
+from dataprep.models.compute import TorchCompute, torch_for
 from dataprep.models.load import device, load_model, load_tokenizer, max_positions, pad, quiet_peft, texts_of
+from dataprep.registry import SplitScoped, param, stage
 from dataprep.train.tasks import TASKS, Task, word_heads
 
 PIECE_LIMIT = 512  # when train_config.json is missing: the most pieces a row is given
@@ -199,3 +201,77 @@ def read_prepared(path: str, reader: str | None = None, read_params: dict | None
         reports = runner.run()
         # Parquet parts are read into memory, so the tables outlive the scratch cache
         return runner.output(reports[-1].node), pa.concat_tables([runner.rejects(r.node) for r in reports])
+
+
+# ------------------------------------------------------------------------------------------- DAG stages
+
+@dataclass(frozen=True)
+class PredictParams(SplitScoped, TorchCompute):
+    adapter: str | dict[str, str] | None = param(None, "a train_lora node {node: NAME} or an adapter directory",
+                                                 model_ref=True)
+    # In the key, not a knob: which rows share a forward pass changes their padding, and padding the floats.
+    batch_size: int = param(32, "rows per forward pass")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.adapter is None:
+            raise ValueError("needs an adapter, e.g. adapter: {node: adapter}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@stage("predict", version=1, kind="model", params=PredictParams, consumes=("cls", "bio"))
+class PredictRows:
+    """Add the adapter's predictions to each row: `pred_label` and `probs` (classification), `pred_tags` and
+    `truncated_tokens` (NER), as `dataprep predict` writes them. After `split`, say which rows
+    (`only_split: test`); the others pass through without the columns.
+
+    Drop reasons: none.
+    """
+
+    def __init__(self, p: PredictParams):
+        torch_for(p)
+        self.p, self.adapter = p, Adapter.load(p.adapter)
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return self.adapter.predict_table(table, self.p.batch_size)
+
+
+@dataclass(frozen=True)
+class EvaluateParams(PredictParams):
+    robustness: bool = param(False, "also score the seeded perturbation suite (dataprep/robustness.py)")
+    seed: int = param(13, "the perturbations' seed")
+
+
+@stage("evaluate", version=1, kind="build", params=EvaluateParams, consumes=("cls", "bio"), produces="model")
+def evaluate_rows(batches, p: EvaluateParams, out_dir: Path) -> dict:
+    """Score the adapter on the input rows (after `split`: `only_split: test`, or a held-out file's rows) and
+    write metrics.json and report.md to the node's directory; with `robustness`, the perturbation table too.
+
+    Drop reasons: none (a build stage outputs a directory, not rows).
+    """
+    torch_for(p)
+    adapter = Adapter.load(p.adapter)
+    table = pa.concat_tables(list(batches()), promote_options="permissive")
+    metrics = adapter.evaluate(table, p.batch_size)
+    if p.robustness:
+        from dataprep.robustness import robustness
+        metrics["robustness"] = robustness(adapter, table, p.seed, p.batch_size)
+    out_dir.mkdir(parents=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    (out_dir / "report.md").write_text(_report(metrics, adapter.task))
+    key = "macro_f1" if "macro_f1" in metrics else "f1" if "f1" in metrics else "perplexity"
+    return {"rows": table.num_rows, f"{key}_x1000": round(metrics[key] * 1000)}
+
+
+def _report(m: dict, task: Task) -> str:
+    lines = [f"# Evaluation — {task.name}", "", f"{m['rows']} rows.", "", *task.report({**m, "baselines": {}})]
+    if m.get("unseen_labels"):
+        lines += ["", f"Labels the adapter never saw: {', '.join(m['unseen_labels'])}."]
+    if "robustness" in m:
+        r = m["robustness"]
+        lines += ["", f"| perturbation | {r['metric']} | drop | rows changed |", "|---|---|---|---|",
+                  f"| clean | {r['clean']:.3f} | | |"]
+        lines += [f"| {name} | {e[r['metric']]:.3f} | {e['drop']:+.3f} | {e['rows_changed']} |"
+                  for name, e in r["perturbations"].items()]
+    return "\n".join(lines) + "\n"

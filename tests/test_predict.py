@@ -119,3 +119,32 @@ def test_eval_reports_robustness_and_ood_when_asked(cls_adapter, workdir):
     saved = json.loads((workdir / "m.json").read_text())
     assert set(saved["robustness"]["perturbations"]) >= {"char_insert", "width", "typo"}
     assert saved["ood"]["out_rows"] == 15 and 0 <= saved["ood"]["msp"]["auroc"] <= 1
+
+
+def test_predict_and_evaluate_run_as_nodes_on_the_test_rows(base_model, workdir):  # noqa: F811
+    from dataprep.dag import parse_pipeline
+    from dataprep.runner import Runner
+    rows = cls_rows(120)
+    write_jsonl(workdir / "in.jsonl", [{"text": t, "label": y} for t, y in
+                                       zip(rows["text"].to_pylist(), rows["label"].to_pylist())])
+    tuned = {"base_model": str(base_model), "lr": 5e-3, "epochs": 2, "batch_size": 8, "r": 4, "alpha": 8}
+    doc = {"name": "use", "nodes": {
+        "raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl", "lang": "zh"}},
+        "splits": {"uses": "split", "input": "raw", "with": {"val": 0.2, "test": 0.2}},
+        "adapter": {"uses": "train_lora", "input": "splits", "with": tuned},
+        "scored": {"uses": "predict", "input": "splits", "with": {"adapter": {"node": "adapter"},
+                                                                 "only_split": "test"}},
+        "ev": {"uses": "evaluate", "input": "splits", "with": {"adapter": {"node": "adapter"},
+                                                              "only_split": "test"}}}}
+    with pytest.warns(UserWarning):  # lr 5e-3 is outside the usual LoRA range, and the tiny adapter loses
+        runner = Runner(parse_pipeline(doc), "runs")
+        runner.run()
+    scored = runner.output("scored")
+    test = scored.filter(pc.equal(scored["split"], "test"))
+    assert test.num_rows and all(label in ("neg", "pos") for label in test["pred_label"].to_pylist())
+    trained = json.loads((runner.model_dir("adapter") / "metrics.json").read_text())
+    evaluated = json.loads((runner.model_dir("ev") / "metrics.json").read_text())
+    assert evaluated["rows"] == test.num_rows and evaluated["accuracy"] == trained["accuracy"]
+    with pytest.raises(Exception, match="would touch validation and test rows"):
+        parse_pipeline({**doc, "nodes": {**doc["nodes"], "scored": {
+            "uses": "predict", "input": "splits", "with": {"adapter": {"node": "adapter"}}}}})
