@@ -214,9 +214,9 @@ def all_stages() -> dict[str, Stage]:
 def _load_builtin_stages() -> None:
     import dataprep.io  # noqa: F401  (registers the readers)
     import dataprep.models  # noqa: F401  (registers the model builders; heavy imports stay inside them)
+    import dataprep.predict  # noqa: F401  (registers predict and evaluate: the adapter in use)
     import dataprep.stages  # noqa: F401  (registers the stages)
     import dataprep.train  # noqa: F401  (registers train_lora)
-    import dataprep.predict  # noqa: F401  (registers predict and evaluate: the adapter in use)
 
 
 # --- params: build a frozen dataclass from YAML values, rejecting unknown keys and wrong types by name ---
