@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataprep.cache import pipeline_lock, read_part
@@ -80,26 +81,53 @@ def rejects_path_for(output: str) -> Path:
 
 def train_on_file(input_path: str, output: str, params: dict, read_params: dict, cache_dir: str,
                   resume: bool, reader: str | None = None) -> str:
-    """`dataprep train INPUT -o OUT`: read INPUT, split it when it has no `split` column, train a LoRA adapter
-    and copy it to OUT. The run is an ordinary cached pipeline under `cache_dir`, so an interrupted run can
-    continue from its checkpoint with --resume (without it, a stale checkpoint is discarded)."""
+    """`dataprep train INPUT -o OUT`: read INPUT, split the rows that have no split, train a LoRA adapter and
+    copy it to OUT. The reader runs first (an ordinary cached node): when every row it read has a split — the
+    input's own `split` column (any reader keeps one: the output of `dataprep stage split`, a JSONL or CSV with
+    a `split` field, a DatasetDict) or the reader's `split_as` — the adapter trains on those splits; otherwise
+    a `split` node assigns the rows without one (the others keep theirs). The run is an ordinary cached
+    pipeline under `cache_dir`, so an interrupted run can continue from its checkpoint with --resume (without
+    it, a stale checkpoint is discarded)."""
     reader, read_defaults = input_reader(input_path, reader)
     nodes = {"input": {"uses": reader, "with": {**read_defaults, "path": input_path, **read_params}}}
-    head = "input"
-    if reader != "read_parquet" or "split" not in pq.read_schema(input_path).names:
-        nodes["splits"] = {"uses": "split", "input": "input"}
-        head = "splits"
-    nodes["adapter"] = {"uses": "train_lora", "input": head, "with": params}
-    runner = Runner(parse_pipeline({"name": train_pipeline_name(input_path), "nodes": nodes}), cache_dir)
+    name = train_pipeline_name(input_path)
     # The whole job under the pipeline's lock (re-entrant, so run() takes it again): a second `dataprep train`
     # of the same file must not remove this one's checkpoints, nor a `clean` the adapter while it is copied.
-    with pipeline_lock(cache_dir, runner.pipeline.name):
+    with pipeline_lock(cache_dir, name):
+        read = Runner(parse_pipeline({"name": name, "nodes": nodes}), cache_dir)
+        read.run()
+        head = "input"
+        if not every_row_has_a_split(read.cache("input").parts()):
+            nodes["splits"] = {"uses": "split", "input": "input"}
+            head = "splits"
+        nodes["adapter"] = {"uses": "train_lora", "input": head, "with": params}
+        runner = Runner(parse_pipeline({"name": name, "nodes": nodes}), cache_dir)
         work = runner.cache("adapter").work_dir
         if work.exists() and not resume:
             shutil.rmtree(work)
         runner.run()
         shutil.copytree(runner.model_dir("adapter"), output, dirs_exist_ok=True)
     return f"adapter written to {output}; see {Path(output) / 'report.md'}"
+
+
+def every_row_has_a_split(parts: list[Path]) -> bool:
+    """Whether a node's rows all carry a split: each part has a `split` column without nulls (or empty ones)."""
+    if not parts:
+        return False
+    for part in parts:
+        if part.suffix == ".parquet":
+            if "split" not in pq.read_schema(part).names:
+                return False
+            column = pq.read_table(part, columns=["split"]).column("split")
+        else:
+            table = read_part(part)
+            if "split" not in table.column_names:
+                return False
+            column = table.column("split")
+        column = column.cast(pa.string())
+        if column.null_count or pc.any(pc.equal(column, "")).as_py():
+            return False
+    return True
 
 
 def train_pipeline_name(input_path: str) -> str:

@@ -80,13 +80,13 @@ def test_cache_dir_defaults_to_the_environment(cli, small_pipeline, workdir, mon
 def test_stages_lists_the_readers(cli):
     out = invoke(cli, "stages").stdout
     line = next(x for x in out.splitlines() if x.startswith("read_jsonl "))
-    assert "source" in line and "v2" in line and "JSON Lines" in line
+    assert "source" in line and "v3" in line and "JSON Lines" in line
     assert any(x.startswith("read_csv ") for x in out.splitlines())
 
 
 def test_stages_name_shows_params_with_help(cli):
     out = invoke(cli, "stages", "read_csv").stdout
-    assert out.startswith("read_csv (source, version 2, takes files)")
+    assert out.startswith("read_csv (source, version 3, takes files)")
     assert "bad_csv_row:unbalanced_quote" in out  # the docstring, with its drop reasons
     assert "delimiter" in out and "field separator" in out
     assert "quoting" in out and "one of 'minimal', 'none'" in out

@@ -12,7 +12,7 @@ from dataprep.schema import BIO
 def read(stage, **params) -> tuple[pa.Table, list[tuple[str, str, str]]]:
     """Run a source stage: (rows, [(id, reason, record)])."""
     outcomes = list(stage.impl(stage.make_params(params)))
-    kept = pa.concat_tables([o.kept for o in outcomes])
+    kept = pa.concat_tables([o.kept for o in outcomes], promote_options="permissive")
     rejects = [(r["id"], r["reason"], r["record"]) for o in outcomes for r in o.rejected.to_pylist()]
     return kept, rejects
 
@@ -38,7 +38,9 @@ def test_docstart_lines_are_skipped_and_blank_lines_break_sentences(tmp_path):
     assert sentences(table) == [("ner.conll:3", ["EU", "rejects"], ["I-ORG", "O"]),
                                 ("ner.conll:6", ["Peter"], ["I-PER"]),
                                 ("ner.conll:10", ["London"], ["I-LOC"])]
-    assert table.schema == BIO
+    assert pa.schema(list(table.schema)[:len(BIO)]) == BIO
+    assert table.column_names[len(BIO):] == ["meta_col1", "meta_col2"]  # POS and chunk tags, kept per token
+    assert table.column("meta_col1").to_pylist() == [["NNP", "VBZ"], ["NNP"], ["NNP"]]
     assert set(table.column("lang").to_pylist()) == {"en"} and set(table.column("source").to_pylist()) == {
         "ner.conll"}
 
@@ -199,3 +201,36 @@ def test_jsonl_bio_batches_lose_nothing(tmp_path, batch_rows):
     table, rejects = read(read_jsonl, path=str(path), kind="bio", batch_rows=batch_rows)
     assert table.column("id").to_pylist() == [f"ner.jsonl:{i + 1}" for i in range(10) if i % 3]
     assert [i for i, _, _ in rejects] == ["ner.jsonl:1", "ner.jsonl:4", "ner.jsonl:7", "ner.jsonl:10"]
+
+
+# --- splits and other columns ---
+
+def test_split_as_puts_every_sentence_of_a_file_in_its_split(tmp_path):
+    """CoNLL-2003 ships its splits as files (eng.train, eng.testa, eng.testb): each file names its own."""
+    path = conll(tmp_path, "EU NNP B-NP I-ORG\n\nPeter NNP B-NP I-PER\n", name="eng.testa")
+    table, rejects = read(read_conll, path=path, split_as="dev")
+    assert rejects == [] and table.column("split").to_pylist() == ["validation", "validation"]
+    assert "split" not in read(read_conll, path=path)[0].column_names
+
+
+def test_keep_fields_none_or_named_columns(tmp_path):
+    path = conll(tmp_path, "EU NNP B-NP I-ORG\nrejects VBZ B-VP O\n")
+    assert read(read_conll, path=path, keep_fields="none")[0].column_names == list(BIO.names)
+    table = read(read_conll, path=path, keep_fields=["col2"])[0]
+    assert table.column_names == [*BIO.names, "meta_col2"] and table["meta_col2"].to_pylist() == [["B-NP", "B-VP"]]
+
+
+@pytest.mark.parametrize("keep, match", [(["pos"], "col<i>"), (["col3"], "token or tag"), (["col7"], "does not")])
+def test_keep_fields_must_name_other_columns_that_exist(tmp_path, keep, match):
+    from dataprep.errors import ConfigError
+    path = conll(tmp_path, "EU NNP B-NP I-ORG\n")
+    with pytest.raises(ConfigError, match=match):
+        read(read_conll, path=path, keep_fields=keep)
+
+
+def test_bio_jsonl_keeps_other_fields_and_reads_its_split(tmp_path):
+    path = write_jsonl(tmp_path / "n.jsonl", [{"tokens": ["a"], "tags": ["O"], "split": "test", "doc": 7},
+                                              {"tokens": ["b"], "tags": ["O"], "doc": 8}])
+    table, rejects = read(read_jsonl, path=str(path), kind="bio")
+    assert rejects == [] and table.column_names == [*BIO.names, "split", "meta_doc"]
+    assert table["split"].to_pylist() == ["test", None] and table["meta_doc"].to_pylist() == [7, 8]

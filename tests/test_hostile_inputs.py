@@ -33,7 +33,7 @@ def drive(reader: str, path, **params) -> Outcome:
         ledger.record(outcome, None, reader)
         conform(outcome.output(), kind)
         outs.append(outcome)
-    kept = pa.concat_tables([o.kept for o in outs]) if outs else empty(kind)
+    kept = pa.concat_tables([o.kept for o in outs], promote_options="permissive") if outs else empty(kind)
     rejected = pa.concat_tables([o.rejected for o in outs]) if outs else REJECTS.empty_table()
     ledger.check(reader, kept.num_rows, rejected.num_rows)
     kept.validate(full=True)
@@ -101,13 +101,21 @@ def test_jsonl_bio_deep_record_is_one_reject(tmp_path):
     assert kept(out, "tokens") == [(["a"],)]
 
 
-def test_jsonl_deep_value_under_an_unread_key_is_kept_on_every_path(tmp_path, blocks):
+@pytest.mark.parametrize("keep", ["none", ["other"]])
+def test_jsonl_deep_value_under_an_unread_key_is_kept_on_every_path(tmp_path, blocks, keep):
     """The fast path skips keys it does not read without looking; the slow path (forced here by a bad line in
     the same block) must keep the same line with the same values."""
     deep = b'{"text": "t", "label": "l", "meta": ' + b"[" * 5000 + b"]" * 5000 + b"}"
-    out = drive("read_jsonl", write(tmp_path / "d.jsonl", deep + b"\n{bad\n"), lang="zh")
+    out = drive("read_jsonl", write(tmp_path / "d.jsonl", deep + b"\n{bad\n"), lang="zh", keep_fields=keep)
     assert kept(out, "id", "text", "label", "lang") == [("d.jsonl:1", "t", "l", "zh")]
     assert reasons(out) == [("d.jsonl:2", "malformed_json")]
+
+
+def test_jsonl_deep_value_under_a_kept_key_is_too_deep(tmp_path, blocks):
+    """keep_fields all reads every key: a value nested past 1024 levels cannot be kept, so its line goes."""
+    deep = b'{"text": "t", "label": "l", "meta": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    out = drive("read_jsonl", write(tmp_path / "d.jsonl", deep + b"\n" + GOOD + b"\n"))
+    assert reasons(out) == [("d.jsonl:1", "too_deep")] and kept(out, "id") == [("d.jsonl:2",)]
 
 
 # --- JSONL: types ---
@@ -553,6 +561,12 @@ def record_line(record: dict, ascii_only: bool) -> bytes:
 JSON_LINES = st.lists(st.one_of(st.builds(record_line, RECORDS, st.booleans()), RAW_LINES), max_size=12)
 
 
+def canonical(result) -> str:
+    """Rows compared by value: columns in any order (a path that meets a kept field later adds its column later),
+    NaN equal to NaN."""
+    return repr([[sorted(row.items()) for row in rows] for rows in result])
+
+
 @FAST
 @given(lines=JSON_LINES, crlf=st.booleans(), bom=st.booleans())
 def test_random_json_lines_read_the_same_on_every_path(tmp_path, monkeypatch, lines, crlf, bom):
@@ -566,7 +580,7 @@ def test_random_json_lines_read_the_same_on_every_path(tmp_path, monkeypatch, li
         monkeypatch.setattr(jsonl, "SLOW_LINES", slow_lines)
         out = drive("read_jsonl", path, lang="xx")
         results.append((out.kept.to_pylist(), out.rejected.to_pylist()))
-    assert all(r == results[0] for r in results[1:])
+    assert all(canonical(r) == canonical(results[0]) for r in results[1:])
     rows, rejected = results[0]
     assert sorted(int(r["id"].split(":")[1]) for r in rows + rejected) == non_blank_lines(data)
     for r in rejected:
@@ -586,3 +600,69 @@ def test_random_json_lines_through_the_bio_reader(tmp_path, lines):
 
 def test_a_reader_error_is_a_dataprep_error():
     assert issubclass(InputError, DataprepError)
+
+
+# --- kept fields and splits on every path ---
+
+def test_jsonl_an_integer_too_long_for_python_is_read_not_a_crash(tmp_path, blocks):
+    """Python refuses to convert an integer literal of more than 4300 digits (ValueError, a crash before); it
+    is a float there, as orjson and Arrow read it."""
+    huge = b"1" + b"0" * 5000
+    path = write(tmp_path / "h.jsonl", b'{"text": "a", "label": ' + huge + b'}\n{"text": "b", "label": "x", "n": '
+                 + huge + b'}\n{bad\n')
+    out = drive("read_jsonl", path)
+    assert reasons(out) == [("h.jsonl:1", "bad_type:label:number"), ("h.jsonl:3", "malformed_json")]
+    assert kept(out, "id", "meta_n") == [("h.jsonl:2", float("inf"))]
+    assert kept(drive("read_jsonl", path, keep_fields="none"), "id") == [("h.jsonl:2",)]
+
+
+SPLIT_VALUES = st.sampled_from(["train", "TEST", "dev", "val", "", "bogus", None, 1])
+KEPT_KEYS = st.sampled_from(["text", "label", "a", "b", "split"])
+KEPT_RECORDS = st.dictionaries(KEPT_KEYS, st.one_of(VALUES, SPLIT_VALUES, st.text(max_size=3)), max_size=5)
+KEPT_LINES = st.lists(st.one_of(st.builds(record_line, KEPT_RECORDS, st.booleans()),
+                                st.builds(record_line, st.fixed_dictionaries(
+                                    {"text": st.text(max_size=3), "label": st.text(max_size=3)},
+                                    optional={"a": VALUES, "b": VALUES, "split": SPLIT_VALUES}), st.booleans()),
+                                RAW_LINES), max_size=14)
+
+
+@pytest.mark.parametrize("keep", ["all", ["a"], "none"], ids=str)
+@FAST
+@given(lines=KEPT_LINES)
+def test_random_kept_fields_and_splits_read_the_same_on_every_path(tmp_path, monkeypatch, keep, lines):
+    """The first line that holds a kept field fixes its type, whatever block, chunk or path reads it; a split is
+    checked the same way by Arrow and line by line."""
+    data = b"".join(line + b"\n" for line in lines)
+    path = write(tmp_path / "k.jsonl", data)
+    results = []
+    for block, slow_lines in ((16 << 20, 256), (16 << 20, 1), (1, 256), (64, 2)):
+        monkeypatch.setattr(jsonl, "BLOCK_BYTES", block)
+        monkeypatch.setattr(jsonl, "SLOW_LINES", slow_lines)
+        out = drive("read_jsonl", path, keep_fields=keep, split_as="train")
+        results.append((out.kept.to_pylist(), out.rejected.to_pylist()))
+    assert all(canonical(r) == canonical(results[0]) for r in results[1:])
+    rows, rejected = results[0]
+    assert sorted(int(r["id"].split(":")[1]) for r in rows + rejected) == non_blank_lines(data)
+    assert all(r["split"] in ("train", "validation", "test") for r in rows)
+
+
+def test_a_kept_value_on_a_line_only_arrow_parses_is_judged_as_line_by_line(tmp_path, blocks):
+    """Line 1 nests past what Python parses under a key not kept, so line 2 is the first the slow path sees
+    `a` on: line 1's `a` has no type yet, and no path keeps the line (it would, had `a` come first)."""
+    deep = b'{"text": "t", "label": "l", "a": 5, "o": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    path = write(tmp_path / "d.jsonl", deep + b'\n{"text": "u", "label": "l", "a": 7}\n')
+    out = drive("read_jsonl", path, keep_fields=["a"])
+    assert reasons(out) == [("d.jsonl:1", "too_deep")] and kept(out, "id", "meta_a") == [("d.jsonl:2", 7)]
+    first = write(tmp_path / "e.jsonl", b'{"text": "u", "label": "l", "a": 7}\n' + deep + b"\n")
+    assert kept(drive("read_jsonl", first, keep_fields=["a"]), "meta_a") == [(7,), (5,)]
+
+
+def test_jsonl_objects_keyed_by_ids_cannot_make_a_column_each(tmp_path, monkeypatch, blocks):
+    import dataprep.io.fields as fields
+    monkeypatch.setattr(fields, "MAX_KEPT_FIELDS", 3)
+    lines = [b'{"text": "t%d", "label": "l", "k%d": %d}' % (i, i, i) for i in range(5)]
+    path = write(tmp_path / "k.jsonl", b"\n".join(lines) + b"\n")
+    out = drive("read_jsonl", path)
+    assert reasons(out) == [("k.jsonl:4", "too_many_fields:k3"), ("k.jsonl:5", "too_many_fields:k4")]
+    assert out.kept.column_names[5:] == ["meta_k0", "meta_k1", "meta_k2"]
+    assert kept(drive("read_jsonl", path, keep_fields=["k4"]), "meta_k4")[-1] == (4,)

@@ -16,12 +16,15 @@ from dataprep.schema import CLS, REJECTS
 
 
 def read(reader: str, path, **params) -> Outcome:
-    """Run a reader directly and gather every batch into one Outcome."""
+    """Run a reader directly and gather every batch into one Outcome: the contract's columns first, then only
+    a `split` column and kept fields (`meta_*`)."""
     stage = get(reader)
     outs = list(stage.impl(stage.make_params({"path": str(path), **params})))
-    kept = pa.concat_tables([o.kept for o in outs])
+    kept = pa.concat_tables([o.kept for o in outs], promote_options="permissive")
     rejected = pa.concat_tables([o.rejected for o in outs])
-    assert kept.schema.equals(CLS) and rejected.schema.equals(REJECTS)
+    contract = pa.schema(list(kept.schema)[:len(CLS)])
+    assert contract.equals(CLS) and rejected.schema.equals(REJECTS)
+    assert all(n == "split" or n.startswith("meta_") for n in kept.column_names[len(CLS):]), kept.column_names
     return Outcome(kept, rejected)
 
 
@@ -310,8 +313,9 @@ def test_write_table_round_trips_through_the_matching_reader(tmp_path, ext, read
     assert reader_for(str(path)) == (reader, extra)
     out = read(reader, path, id_field="id", **extra)
     assert out.rejected.num_rows == 0
-    back = out.kept.drop_columns(["source"])
+    back = out.kept.drop_columns(["source", "meta_source"])
     assert back.equals(TRICKY.drop_columns(["source"]))
+    assert out.kept["meta_source"].equals(TRICKY["source"])  # a column the reader does not map is kept
 
 
 def test_write_table_keeps_nulls_in_jsonl_and_parquet(tmp_path):
@@ -332,3 +336,186 @@ def test_reader_for_picks_by_extension(tmp_path):
     assert reader_for(str(tmp_path / "dir")) == ("read_hf", {})
     with pytest.raises(ValueError, match="no reader"):
         reader_for("a.txt")
+
+
+# --- the input's other fields and its own split ---
+
+def test_jsonl_keeps_other_fields_typed_under_meta(tmp_path):
+    write_jsonl(tmp_path / "m.jsonl", [
+        {"text": "a", "label": "x", "kw": "k1", "n": 1, "score": 0.5, "ok": True, "tags": {"a": [1, "b"]},
+         "nothing": None},
+        {"text": "b", "label": "y", "n": 2.0, "score": 2, "tags": "plain"},  # 2.0 fits an int, 2 a float
+        {"text": "c", "label": "y", "kw": None}])
+    out = read("read_jsonl", tmp_path / "m.jsonl")
+    assert out.rejected.num_rows == 0
+    assert out.kept.schema.names[5:] == ["meta_kw", "meta_n", "meta_score", "meta_ok", "meta_tags", "meta_nothing"]
+    assert out.kept.schema.types[5:] == [pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.string(), pa.null()]
+    assert rows(out, "meta_kw", "meta_n", "meta_score", "meta_ok", "meta_tags") == [
+        ("k1", 1, 0.5, True, '{"a":[1,"b"]}'), (None, 2, 2.0, None, '"plain"'), (None, None, None, None, None)]
+
+
+@pytest.mark.parametrize("line, reason", [
+    ({"text": "b", "label": "y", "kw": 5}, "bad_type:meta_kw:number"),    # the first line made kw a string
+    ({"text": "b", "label": "y", "n": 2.5}, "bad_type:meta_n:number"),    # ... and n an integer
+    ({"text": "b", "label": "y", "n": "2"}, "bad_type:meta_n:string"),
+    ({"text": "b", "label": "y", "ok": 1}, "bad_type:meta_ok:number"),
+    ({"text": "b", "label": "y", "n": 2 ** 63}, "bad_type:meta_n:number"),  # no int64 holds it
+])
+def test_jsonl_a_later_value_of_another_type_is_rejected_by_name(tmp_path, line, reason):
+    write_jsonl(tmp_path / "m.jsonl", [{"text": "a", "label": "x", "kw": "s", "n": 1, "ok": False}, line])
+    out = read("read_jsonl", tmp_path / "m.jsonl")
+    assert [(i, r) for i, r, _ in rejects(out)] == [("m.jsonl:2", reason)]
+    assert rows(out, "id") == [("m.jsonl:1",)]
+
+
+def test_jsonl_keep_fields_none_or_a_list(tmp_path):
+    write_jsonl(tmp_path / "m.jsonl", [{"text": "a", "label": "x", "kw": "k", "n": 1}, {"text": "b", "label": "y"}])
+    assert read("read_jsonl", tmp_path / "m.jsonl", keep_fields="none").kept.column_names == list(CLS.names)
+    named = read("read_jsonl", tmp_path / "m.jsonl", keep_fields=["n", "absent"]).kept
+    assert named.column_names == [*CLS.names, "meta_n", "meta_absent"]
+    assert named["meta_n"].to_pylist() == [1, None] and named["meta_absent"].null_count == 2
+
+
+def test_keep_fields_cannot_name_a_mapped_field(workdir):
+    from dataprep.errors import ConfigError
+    write_jsonl(workdir / "m.jsonl", [{"text": "a", "label": "x"}])
+    with pytest.raises(ConfigError, match="already maps"):
+        get("read_jsonl").make_params({"path": "m.jsonl", "keep_fields": ["label"]})
+
+
+def test_jsonl_a_field_first_seen_in_a_later_block_adds_its_column_there(tmp_path, monkeypatch):
+    import dataprep.io.jsonl as jsonl
+    monkeypatch.setattr(jsonl, "BLOCK_BYTES", 64)
+    write_jsonl(tmp_path / "m.jsonl", [{"text": f"t{i}", "label": "x"} for i in range(6)]
+                + [{"text": "late", "label": "x", "late": "here"}])
+    outs = list(get("read_jsonl").impl(get("read_jsonl").make_params({"path": str(tmp_path / "m.jsonl")})))
+    assert "meta_late" not in outs[0].kept.column_names and "meta_late" in outs[-1].kept.column_names
+    table = pa.concat_tables([o.kept for o in outs], promote_options="permissive")
+    assert table["meta_late"].to_pylist() == [None] * 6 + ["here"]
+
+
+@pytest.mark.parametrize("value, split", [
+    ("train", "train"), ("TEST", "test"), ("dev", "validation"), ("Valid", "validation"), ("val", "validation"),
+    ("validation", "validation"), ("training", "train"), ("", None), (None, None)])
+def test_jsonl_a_split_field_lands_in_the_split_column(tmp_path, value, split):
+    write_jsonl(tmp_path / "s.jsonl", [{"text": "a", "label": "x", "split": value}, {"text": "b", "label": "y",
+                                                                                      "split": "train"}])
+    out = read("read_jsonl", tmp_path / "s.jsonl")
+    assert rows(out, "split") == [(split,), ("train",)] and "meta_split" not in out.kept.column_names
+
+
+def test_jsonl_split_values_that_are_no_split_are_rejected(tmp_path):
+    write_jsonl(tmp_path / "s.jsonl", [{"text": "a", "label": "x", "split": "unlabeled"},
+                                       {"text": "b", "label": "x", "split": 1},
+                                       {"text": "c", "label": "x", "fold": "test"}])
+    out = read("read_jsonl", tmp_path / "s.jsonl")
+    assert [(i, r) for i, r, _ in rejects(out)] == [("s.jsonl:1", "bad_split:unlabeled"),
+                                                    ("s.jsonl:2", "bad_type:split:number")]
+    own = read("read_jsonl", tmp_path / "s.jsonl", split_field="fold", split_as="train")  # `split` is a field now
+    assert rows(own, "id", "split", "meta_split") == [("s.jsonl:1", "train", "unlabeled"), ("s.jsonl:3", "test", None)]
+    assert [(i, r) for i, r, _ in rejects(own)] == [("s.jsonl:2", "bad_type:meta_split:number")]
+
+
+def test_split_as_names_the_split_of_rows_without_one(tmp_path):
+    write_jsonl(tmp_path / "dev.jsonl", [{"text": "a", "label": "x"}, {"text": "b", "label": "x", "split": "test"}])
+    out = read("read_jsonl", tmp_path / "dev.jsonl", split_as="dev")
+    assert rows(out, "split") == [("validation",), ("test",)]
+    from dataprep.errors import ConfigError
+    with pytest.raises(ConfigError, match="split_as must be train, validation or test"):
+        get("read_jsonl").make_params({"path": "x", "split_as": "holdout"})
+
+
+def test_csv_keeps_other_columns_as_strings_and_reads_its_split(tmp_path):
+    write(tmp_path / "a.csv", "text,label,split,source,,notes\nhi,pos,dev,web,x,\nyo,neg,,book,,n2\n")
+    out = read("read_csv", tmp_path / "a.csv")
+    assert out.kept.column_names == [*CLS.names, "split", "meta_source", "meta_col4", "meta_notes"]
+    assert rows(out, "split", "meta_source", "meta_col4", "meta_notes") == [
+        ("validation", "web", "x", None), (None, "book", None, "n2")]
+    assert read("read_csv", tmp_path / "a.csv", keep_fields=["notes"]).kept.column_names == [
+        *CLS.names, "split", "meta_notes"]
+
+
+def test_csv_keep_fields_naming_an_absent_column_is_an_error(tmp_path):
+    from dataprep.errors import InputError
+    write(tmp_path / "a.csv", "text,label\nhi,pos\n")
+    with pytest.raises(InputError, match="keep_fields names 'note'"):
+        read("read_csv", tmp_path / "a.csv", keep_fields=["note"])
+
+
+def test_parquet_keeps_other_columns_typed_and_its_split(tmp_path):
+    table = pa.table({"text": ["a", "b", "c"], "label": ["x", "y", "x"], "split": ["train", "Dev", None],
+                      "n": pa.array([1, 2, None], pa.int32()), "tags": [["p"], [], None],
+                      "cat": pa.array(["u", "v", "u"]).dictionary_encode()})
+    pq.write_table(table, tmp_path / "p.parquet")
+    out = read("read_parquet", tmp_path / "p.parquet", batch_rows=2)
+    assert out.kept.column_names == [*CLS.names, "split", "meta_n", "meta_tags", "meta_cat"]
+    assert out.kept.schema.field("meta_n").type == pa.int32()
+    assert out.kept.schema.field("meta_tags").type == pa.list_(pa.string())
+    assert rows(out, "split", "meta_n", "meta_tags", "meta_cat") == [
+        ("train", 1, ["p"], "u"), ("validation", 2, [], "v"), (None, None, None, "u")]
+
+
+def test_parquet_bad_splits_and_invalid_utf8_in_a_kept_column_are_rejected(tmp_path):
+    bad = pa.array([b"ok", b"\xff", b"fine"], pa.binary()).cast(pa.string(), safe=False)
+    pq.write_table(pa.table({"text": ["a", "b", "c"], "label": ["x", "y", "z"], "split": ["test", "test", "other"],
+                             "note": bad}), tmp_path / "p.parquet")
+    out = read("read_parquet", tmp_path / "p.parquet")
+    assert [(i, r) for i, r, _ in rejects(out)] == [("p.parquet:2", "invalid_utf8:meta_note"),
+                                                    ("p.parquet:3", "bad_split:other")]
+    assert rows(out, "id", "split") == [("p.parquet:1", "test")]
+
+
+def test_parquet_written_by_split_reads_back_with_its_splits(tmp_path):
+    from dataprep import split
+    table = cls_table([f"text {i}" for i in range(20)])
+    pq.write_table(split(table), tmp_path / "s.parquet")
+    out = read("read_parquet", tmp_path / "s.parquet", id_field="id")
+    assert out.kept["split"].equals(split(table)["split"])
+    assert out.kept["meta_source"].to_pylist() == ["t"] * 20
+
+
+def test_hf_reader_reads_every_split_of_a_dataset_dict_by_default(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": ["t1", "t2"], "label": ["a", "b"], "x": [1, 2]}),
+        "dev": datasets.Dataset.from_dict({"text": ["d1"], "label": ["a"], "x": [3]}),
+        "test": datasets.Dataset.from_dict({"text": ["e1"], "label": ["b"], "x": [4]})})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    out = read("read_hf", tmp_path / "dd")
+    assert rows(out, "id", "text", "split", "meta_x") == [
+        ("dd/train:1", "t1", "train", 1), ("dd/train:2", "t2", "train", 2), ("dd/dev:1", "d1", "validation", 3),
+        ("dd/test:1", "e1", "test", 4)]
+    assert "split" not in read("read_hf", tmp_path / "dd", split="test").kept.column_names
+
+
+def test_hf_a_split_name_that_is_no_split_rejects_its_rows(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["t"], "label": ["a"]}),
+                               "unsupervised": datasets.Dataset.from_dict({"text": ["u"], "label": ["a"]})})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    out = read("read_hf", tmp_path / "dd")
+    assert [(i, r) for i, r, _ in rejects(out)] == [("dd/unsupervised:1", "bad_split:unsupervised")]
+    assert rows(read("read_hf", tmp_path / "dd", split="unsupervised", split_as="train"), "split") == [("train",)]
+
+
+def test_parallel_keeps_its_other_columns(tmp_path):
+    write(tmp_path / "p.tsv", "你好\thello\tCC-BY 2.0 (France) Attribution: tatoeba.org #1\n再见\tbye\t\n")
+    out = get("read_parallel").impl(get("read_parallel").make_params({"path": str(tmp_path / "p.tsv"), "fields": 3}))
+    table = pa.concat_tables([o.kept for o in out], promote_options="permissive")
+    assert table.column_names[5:] == ["meta_col2"]
+    assert table["meta_col2"].to_pylist() == ["CC-BY 2.0 (France) Attribution: tatoeba.org #1", None]
+    none = get("read_parallel").impl(get("read_parallel").make_params(
+        {"path": str(tmp_path / "p.tsv"), "fields": 3, "keep_fields": "none"}))
+    assert next(iter(none)).kept.column_names == ["id", "src", "tgt", "src_lang", "tgt_lang"]
+
+
+def test_hf_a_class_label_is_its_names_and_minus_one_is_no_label(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": ["a", "b"], "label": [1, 0]}, features=features),
+        "test": datasets.Dataset.from_dict({"text": ["c"], "label": [-1]}, features=features)})
+    dd.save_to_disk(str(tmp_path / "glue"))
+    assert rows(read("read_hf", tmp_path / "glue"), "label", "split") == [("pos", "train"), ("neg", "train"),
+                                                                           (None, "test")]

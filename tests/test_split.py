@@ -64,10 +64,45 @@ def test_the_same_seed_gives_the_same_assignment_and_another_seed_another():
     assert Counter(first.values()) == Counter(other.values())  # only which rows go where changes
 
 
-def test_an_existing_split_column_is_replaced():
-    table = labelled({"pos": 10}).append_column("split", pa.array(["old"] * 10))
+def test_rows_with_a_split_keep_it_and_only_the_others_are_assigned():
+    own = ["test", None, "", "validation", "odd"] + [None] * 5
+    table = labelled({"pos": 10}).append_column("split", pa.array(own))
     out = split(table, val=0, test=0)
-    assert out.column_names.count("split") == 1 and set(out.column("split").to_pylist()) == {"train"}
+    got = out.column("split").to_pylist()
+    assert out.column_names.count("split") == 1
+    assert got[0] == "test" and got[3] == "validation" and got[4] == "odd"  # as they came, even a name of its own
+    assert [got[i] for i in (1, 2, 5, 6, 7, 8, 9)] == ["train"] * 7  # null and empty are no split
+
+
+def test_the_shares_apply_to_the_rows_without_a_split():
+    table = labelled({"pos": 300, "neg": 200})
+    own = ["test"] * 100 + [None] * 400  # 100 official test rows of pos
+    table = table.append_column("split", pa.array(own))
+    out = split(table, val=0.1, test=0.1)
+    got = Counter(zip(out.column("label").to_pylist(), out.column("split").to_pylist()))
+    assert got["pos", "test"] == 100 + 20 and got["pos", "validation"] == 20 and got["pos", "train"] == 160
+    assert got["neg", "test"] == 20 and got["neg", "validation"] == 20 and got["neg", "train"] == 160
+
+
+def test_a_row_grouped_with_an_assigned_row_joins_its_split():
+    texts = ["Same text", "same  TEXT", "other", "child"]
+    table = cls_table(texts, ["a"] * 4, ids=["t1", "copy", "o", "kid"])
+    table = table.append_column("parent_id", pa.array([None, None, None, "t1"]))
+    table = table.append_column("split", pa.array(["test", None, None, None]))
+    out = assignment(split(table, val=0, test=0))
+    assert out == {"t1": "test", "copy": "test", "kid": "test", "o": "train"}
+
+
+def test_input_without_a_split_column_gets_the_assignment_it_always_got():
+    """Version 3 changed nothing for input without a split: the same rows go to the same splits as before
+    (pinned here by a digest of version 2's assignment)."""
+    import hashlib
+    got = split(labelled({"pos": 517, "neg": 311, "neu": 172}), val=0.1, test=0.1, seed=13).column("split")
+    digest = hashlib.sha256("\n".join(got.to_pylist()).encode()).hexdigest()
+    assert digest == PINNED_DIGEST
+
+
+PINNED_DIGEST = "86c651845a2e438b74a801343a17e1c552ed70d529c908b4042ee81eb2dbb18a"
 
 
 # --- leakage ---

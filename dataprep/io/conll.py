@@ -9,7 +9,7 @@ from typing import Literal
 import pyarrow as pa
 
 from dataprep.errors import ConfigError
-from dataprep.io.fields import source_name
+from dataprep.io.fields import META, check_keep_fields, check_split_as, source_name, split_name
 from dataprep.io.lines import decode, iter_lines, raw_text
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
@@ -31,19 +31,32 @@ class ConllParams:
     strip_token_position: bool = param(
         False, "tokens carry a word-position number after the character (Weibo 2nd_conll: '新0', 'p10'): "
         "drop it, keeping at least one character")
+    split_as: str | None = param(None, "the split of every sentence of this file (train, validation or test; "
+                                 "dev, ...): CoNLL-2003's eng.testb is test")
+    keep_fields: Literal["all", "none"] | list[str] = param(
+        "all", "the other columns (col<i>, 0-based: CoNLL-2003's POS tags are col1): all (each kept as a list "
+        "column meta_col<i>, one value per token), none, or the names to keep")
     batch_rows: int = param(50_000, "sentences per batch handed to the next stage (part of the key: it decides "
                             "the Parquet row groups, so the bytes)")
 
     def __post_init__(self):
         if self.delimiter == "":
             raise ValueError("delimiter must not be empty (leave it unset to split at runs of spaces or tabs)")
+        check_split_as(self.split_as)
+        check_keep_fields(self.keep_fields, [])
+        if isinstance(self.keep_fields, list) and (bad := [n for n in self.keep_fields
+                                                           if not re.fullmatch(r"col(0|[1-9][0-9]*)", n)]):
+            raise ValueError(f"keep_fields names columns as col<i> (0-based), got {bad[0]!r}")
 
 
-@stage("read_conll", version=2, kind="source", params=ConllParams, produces="bio")
+@stage("read_conll", version=3, kind="source", params=ConllParams, produces="bio")
 def read_conll(p: ConllParams) -> Iterator[Outcome]:
     """Read NER sentences from a column file. `-DOCSTART-` lines are document breaks, not tokens; a missing
     final newline is fine. A sentence's id is `<file>:<line of its first token>`; tags are kept as written
-    (convert them with `to_bio2`).
+    (convert them with `to_bio2`). The file's other columns (`keep_fields`, default all) are kept as list
+    columns `meta_col<i>` (i 0-based, one string per token: CoNLL-2003's POS and chunk tags are `meta_col1` and
+    `meta_col2`); a name in `keep_fields` that the file has no column for is a ConfigError. A dataset shipped
+    as one file per split names it with `split_as` (every sentence gets that `split`).
 
     Drop reasons (the whole sentence): `invalid_utf8:<line>` (with invalid_utf8=reject; <line> is the first bad
     line), `bad_column_row:<line>` (a line whose column count differs from the file's, so its tag column
@@ -56,29 +69,50 @@ def read_conll(p: ConllParams) -> Iterator[Outcome]:
         if not -p.columns <= getattr(p, name) < p.columns:
             raise ConfigError(f"the file has {p.columns} columns; column {getattr(p, name)} does not exist",
                               key=f"with.{name}")
-    rows: dict[str, list] = {name: [] for name in BIO.names}
+    kept = _kept_columns(p)
+    names = list(BIO.names) + [META + f"col{i}" for i in kept]
+    rows: dict[str, list] = {name: [] for name in names}
     bad: list[tuple[str, str, str]] = []
     replaced = 0
     for start, lines in _sentences(p.path):
         rid = f"{source}:{start}"
-        tokens, tags, reason = _columns(lines, p)
+        tokens, tags, others, reason = _columns(lines, p, kept)
         if reason is None and p.invalid_utf8 == "replace":
             replaced += sum(decode(raw) is None for _, raw in lines)
         if reason:
             bad.append((rid, reason, "\n".join(raw_text(raw) for _, raw in lines)))
         else:
-            for name, value in zip(BIO.names, (rid, tokens, tags, p.lang, source)):
+            for name, value in zip(names, (rid, tokens, tags, p.lang, source, *others)):
                 rows[name].append(value)
         if len(rows["id"]) + len(bad) >= p.batch_rows:
-            yield _outcome(rows, bad, replaced)
-            rows, bad, replaced = {name: [] for name in BIO.names}, [], 0
-    yield _outcome(rows, bad, replaced)
+            yield _outcome(rows, bad, replaced, p)
+            rows, bad, replaced = {name: [] for name in names}, [], 0
+    yield _outcome(rows, bad, replaced, p)
 
 
-def _outcome(rows: dict[str, list], bad: list, replaced: int) -> Outcome:
+def _kept_columns(p: ConllParams) -> list[int]:
+    """The 0-based positions of the columns kept beside token and tag."""
+    if p.keep_fields == "none":
+        return []
+    mapped = {p.token_col % p.columns, p.tag_col % p.columns}
+    if p.keep_fields == "all":
+        return [i for i in range(p.columns) if i not in mapped]
+    wanted = [int(name[3:]) for name in p.keep_fields]
+    for i in wanted:
+        if i >= p.columns or i in mapped:
+            why = "is the token or tag column" if i < p.columns else f"does not exist (the file has {p.columns})"
+            raise ConfigError(f"keep_fields: column col{i} {why}", key="with.keep_fields")
+    return sorted(wanted)
+
+
+def _outcome(rows: dict[str, list], bad: list, replaced: int, p: ConllParams) -> Outcome:
     # A replacement rewrites text without dropping the sentence: count it, never do it silently.
-    return Outcome(pa.table(rows, schema=BIO), reject_records(bad),
-                   notes={"utf8_replaced_lines": replaced} if replaced else {})
+    table = pa.table({name: rows[name] for name in BIO.names}, schema=BIO)
+    if p.split_as:
+        table = table.append_column("split", pa.repeat(pa.scalar(split_name(p.split_as)), table.num_rows))
+    for name in list(rows)[len(BIO.names):]:
+        table = table.append_column(name, pa.array(rows[name], pa.list_(pa.string())))
+    return Outcome(table, reject_records(bad), notes={"utf8_replaced_lines": replaced} if replaced else {})
 
 
 def _sentences(path: str) -> Iterator[tuple[int, list[tuple[int, bytes]]]]:
@@ -99,23 +133,26 @@ def _sentences(path: str) -> Iterator[tuple[int, list[tuple[int, bytes]]]]:
 _POSITION = re.compile(r"(.+?)\d+")
 
 
-def _columns(lines: list[tuple[int, bytes]], p: ConllParams) -> tuple[list[str], list[str], str | None]:
-    tokens, tags = [], []
+def _columns(lines: list[tuple[int, bytes]], p: ConllParams, kept: list[int]
+             ) -> tuple[list[str], list[str], list[list[str]], str | None]:
+    tokens, tags, others = [], [], [[] for _ in kept]
     for lineno, raw in lines:
         text = decode(raw)
         if text is None and p.invalid_utf8 == "reject":
-            return [], [], f"invalid_utf8:{lineno}"
+            return [], [], [], f"invalid_utf8:{lineno}"
         if text is None:
             text = raw.decode("utf-8", errors="replace")
         cols = text.split(p.delimiter) if p.delimiter else text.split()
         if len(cols) != p.columns:
-            return [], [], f"bad_column_row:{lineno}"
+            return [], [], [], f"bad_column_row:{lineno}"
         token = cols[p.token_col]
         if p.strip_token_position and (m := _POSITION.fullmatch(token)):
             token = m.group(1)
         tokens.append(token)
         tags.append(cols[p.tag_col])
-    return tokens, tags, None
+        for values, i in zip(others, kept):
+            values.append(cols[i])
+    return tokens, tags, others, None
 
 
 def _first_column_count(p: ConllParams) -> int:

@@ -10,7 +10,7 @@ from typing import Literal
 import pyarrow as pa
 
 from dataprep.errors import InputError
-from dataprep.io.fields import ClsBatch, ClsFields, source_name
+from dataprep.io.fields import ClsBatch, ClsFields, Extras, missing_kept, source_name
 from dataprep.io.lines import decode, iter_lines, raw_text
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
@@ -30,6 +30,7 @@ class CsvParams(ClsFields):
         "keeps any further ones (TREC's `LABEL:fine question` with delimiter ' ')")
 
     def __post_init__(self):
+        super().__post_init__()
         if len(self.delimiter) != 1:
             raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
         if not self.header and not self.columns:
@@ -40,7 +41,7 @@ class CsvParams(ClsFields):
             raise ValueError(f"column {twice!r} appears twice in 'columns'")
 
 
-@stage("read_csv", version=2, kind="source", params=CsvParams, produces="cls")
+@stage("read_csv", version=3, kind="source", params=CsvParams, produces="cls")
 def read_csv(p: CsvParams) -> Iterator[Outcome]:
     """Read classification records from a CSV or TSV file.
 
@@ -51,18 +52,25 @@ def read_csv(p: CsvParams) -> Iterator[Outcome]:
     `max_record_lines` or the end of the file: only its first line is dropped, reading resumes on the next line),
     `bad_csv_row:bare_cr` (a carriage return outside quotes, which CSV does not allow), `missing_field:<name>`.
 
+    The other columns (`keep_fields`, default all) are kept as string columns `meta_<name>` (an empty field
+    is null there too); a column without a name is `col<i>` (0-based), so `meta_col3`. A `split` column (or
+    `split_field`) is the row's split (`dataprep.io.fields`).
+
     Errors (InputError, naming file:line): a header that cannot be read (invalid UTF-8, an unbalanced quote, a
     bare CR — old Mac line ends), since then no column can be mapped; a column name that appears twice
-    (empty names may repeat).
+    (empty names may repeat); a name in `keep_fields` that the header does not have.
     """
     source = source_name(p.path)
-    batch, bad = ClsBatch(p, source), []
-    names = list(p.columns) if p.columns else None
+    batch, bad = None, []
+    names = _named(p.path, 0, list(p.columns)) if p.columns else None
+    if names is not None:
+        batch = ClsBatch(p, source, _extras(p, names, p.path))
     for start, _end, fields, raw, reason in csv_records(p.path, p.delimiter, p.quoting, p.max_record_lines,
                                                         p.max_fields):
         rid = f"{source}:{start}"
         if names is None:
-            names = _column_names(p.path, start, fields, reason)
+            names = _named(p.path, start, _column_names(p.path, start, fields, reason))
+            batch = ClsBatch(p, source, _extras(p, names, f"{p.path}:{start}"))
             continue
         if reason is None and len(fields) != len(names):
             reason = f"bad_csv_row:fields={len(fields)}"
@@ -73,7 +81,28 @@ def read_csv(p: CsvParams) -> Iterator[Outcome]:
         if len(batch) + len(bad) >= p.batch_rows:
             yield Outcome(batch.flush(), reject_records(bad))
             bad = []
+    if batch is None:  # an empty file: not even a header
+        batch = ClsBatch(p, source, Extras(p.keep_fields, p.mapped_fields(), {}))
     yield Outcome(batch.flush(), reject_records(bad))
+
+
+def _named(path: str, line: int, names: list[str]) -> list[str]:
+    """Column names with each empty one called `col<i>` (its 0-based position), so it can be kept and mapped."""
+    named = [name or f"col{i}" for i, name in enumerate(names)]
+    if twice := _repeated(named):
+        where = f"{path}:{line}" if line else f"{path}: columns"
+        raise InputError(f"{where}: column {twice!r} appears twice once empty names are called col<i>; rename it")
+    return named
+
+
+def _extras(p: CsvParams, names: list[str], where: str) -> Extras:
+    """The kept columns, every one a string."""
+    if p.keep_fields == "none":
+        return Extras("none", p.mapped_fields())
+    missing_kept(p.keep_fields, names, where)
+    mapped = set(p.mapped_fields())
+    kept = [n for n in names if n not in mapped] if p.keep_fields == "all" else list(p.keep_fields)
+    return Extras(p.keep_fields, mapped, dict.fromkeys(kept, "string"))
 
 
 _HEADER_PROBLEMS = {

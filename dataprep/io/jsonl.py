@@ -14,7 +14,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from dataprep.io.fields import BioBatch, ClsBatch, ClsFields, source_name
+from dataprep.io.fields import (
+    ARROW_TYPES,
+    META,
+    SPLIT_NAMES,
+    BioBatch,
+    ClsBatch,
+    ClsFields,
+    Extras,
+    source_name,
+    split_name,
+)
 from dataprep.io.lines import BOM, decode, open_input, raw_text
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
@@ -27,8 +37,14 @@ class JsonlParams(ClsFields):
     tokens_field: str = param("tokens", "bio: input field holding the token list")
     tags_field: str = param("tags", "bio: input field holding the tag list")
 
+    def mapped_fields(self) -> list[str]:
+        if self.kind == "cls":
+            return super().mapped_fields()
+        return [self.tokens_field, self.tags_field, self.lang_field] + [
+            f for f in (self.id_field, self.split_field) if f]
 
-@stage("read_jsonl", version=2, kind="source", params=JsonlParams, produces=lambda p: p.kind)
+
+@stage("read_jsonl", version=3, kind="source", params=JsonlParams, produces=lambda p: p.kind)
 def read_jsonl(p: JsonlParams) -> Iterator[Outcome]:
     """Read classification records (`kind: cls`) or NER sentences (`kind: bio`) from a JSON Lines file.
 
@@ -41,20 +57,60 @@ def read_jsonl(p: JsonlParams) -> Iterator[Outcome]:
     `bad_type:tokens:item:null`), `not_a_list:<name>` (bio: tokens or tags is not a list), `duplicate_key:<name>`
     (a key the reader reads written twice in one object: parsers keep the last silently).
 
+    The split (`split_field`, default `split`; `split_as` for rows without one) and the other fields
+    (`keep_fields`, default all) follow `dataprep.io.fields`: each other top-level field is a column
+    `meta_<name>` whose type the first line holding a non-null value fixes (string, bool, int64, float64, or
+    an object's or list's JSON text); a later value of another type rejects its line as
+    `bad_type:meta_<name>:<type>`, a NaN inside a kept object as `bad_type:meta_<name>:number`. A field
+    first seen in a later block adds its column from that batch on (earlier batches lack it: read the parts
+    with `promote_options="permissive"`, as the runner does). A line that would bring a 1001st kept field is
+    `too_many_fields:<name>` (objects keyed by ids are no table: name the fields to keep). `keep_fields: none`
+    reads only the mapped keys.
+
     A line gets the same row or reason whichever path reads it. Keys the reader does not read are skipped
-    unparsed by the fast path, so they are never judged: a line whose only deep (or NaN) value sits under such
-    a key is kept, with its strings as Arrow reads them, on the slow path too.
+    unparsed by the fast path, so they are never judged: with `keep_fields: none` (or a list that does not name
+    it) a line whose only deep (or NaN) value sits under such a key is kept, with its strings as Arrow reads
+    them, on the slow path too; with `keep_fields: all` every key is read, so such a line is `too_deep`. The
+    fast path reads kept fields too, by the types already fixed; a value it cannot type (an object or list,
+    kept as JSON text, which Arrow cannot write) sends its block to the slow path: drop such a field
+    (`keep_fields`) to read a large file at full speed.
     """
-    source = source_name(p.path)
+    source, extras = source_name(p.path), Extras.of(p)
     for linenos, block in _blocks(p.path):
-        fast = _fast_cls(block, linenos, p, source) if p.kind == "cls" else None
-        if fast is not None:
-            for offset in range(0, fast.kept.num_rows, p.batch_rows):
-                yield Outcome(fast.kept.slice(offset, p.batch_rows))
-            continue
-        lines = _lines(block, linenos.start)
+        lines = None
+        if p.kind == "cls":
+            if not extras.none:
+                _discover(_sample(block, linenos.start), extras)
+            fast = _fast_cls(block, linenos, p, source, extras)
+            if fast is None and not extras.none and _discover(lines := _lines(block, linenos.start), extras):
+                fast = _fast_cls(block, linenos, p, source, extras)  # it learned a field: Arrow can read it now
+            if fast is not None:
+                for offset in range(0, fast.kept.num_rows, p.batch_rows):
+                    yield Outcome(fast.kept.slice(offset, p.batch_rows))
+                continue
+        lines = lines if lines is not None else _lines(block, linenos.start)
         for start in range(0, len(lines), p.batch_rows):
-            yield _concat(list(_read_lines(lines[start:start + p.batch_rows], p, source)))
+            yield _concat(list(_read_lines(lines[start:start + p.batch_rows], p, source, extras)))
+
+
+SAMPLE_BYTES, SAMPLE_LINES = 64 << 10, 64
+
+
+def _sample(block: memoryview, first_line: int) -> list[tuple[int, bytes]]:
+    """The first few non-blank lines of a block, to learn the kept fields before Arrow reads the block."""
+    head = bytes(block[:SAMPLE_BYTES]).split(b"\n")[:-1]  # whole lines only
+    return [(first_line + i, line.rstrip(b"\r")) for i, line in enumerate(head[:SAMPLE_LINES]) if line.strip()]
+
+
+def _discover(lines: list[tuple[int, bytes]], extras: Extras) -> bool:
+    """Learn the kept fields and kinds of these lines, in line order (the slow path's parse); True when it
+    learned something. Only an optimisation: the slow path learns the same as it reads, line by line."""
+    before = dict(extras.kinds)
+    for lineno, line in lines:
+        _, record = _python_record(line)
+        if record is not None:
+            extras.observe(record, lineno)
+    return extras.kinds != before
 
 
 BLOCK_BYTES = 16 << 20
@@ -104,46 +160,53 @@ def _lines(block: memoryview, first_line: int) -> list[tuple[int, bytes]]:
 SLOW_LINES = 256  # a failed chunk this small is read line by line rather than halved again
 
 
-def _read_lines(chunk: list[tuple[int, bytes]], p: JsonlParams, source: str) -> Iterator[Outcome]:
+def _read_lines(chunk: list[tuple[int, bytes]], p: JsonlParams, source: str, extras: Extras
+                ) -> Iterator[Outcome]:
     """Fast path first; when it fails, halve the chunk so a few bad lines cost a few slow small reads. The
     lines of a chunk are all non-blank, so Arrow's row count matches them exactly when it parses."""
     fast = None
     if p.kind == "cls" and chunk:
-        fast = _fast_cls(b"\n".join(line for _, line in chunk) + b"\n", [n for n, _ in chunk], p, source)
+        fast = _fast_cls(b"\n".join(line for _, line in chunk) + b"\n", [n for n, _ in chunk], p, source, extras)
     if fast is not None:
         yield fast
     elif p.kind != "cls" or len(chunk) <= SLOW_LINES:
-        yield _slow(chunk, p, source)
+        yield _slow(chunk, p, source, extras)
     else:
         half = len(chunk) // 2
-        yield from _read_lines(chunk[:half], p, source)
-        yield from _read_lines(chunk[half:], p, source)
+        yield from _read_lines(chunk[:half], p, source, extras)
+        yield from _read_lines(chunk[half:], p, source, extras)
 
 
 def _concat(parts: list[Outcome]) -> Outcome:
     if len(parts) == 1:
         return parts[0]
-    return Outcome(pa.concat_tables([o.kept for o in parts]), pa.concat_tables([o.rejected for o in parts]))
+    return Outcome(pa.concat_tables([o.kept for o in parts], promote_options="permissive"),
+                   pa.concat_tables([o.rejected for o in parts]))
 
 
-def _slow(chunk: list[tuple[int, bytes]], p: JsonlParams, source: str) -> Outcome:
+def _slow(chunk: list[tuple[int, bytes]], p: JsonlParams, source: str, extras: Extras) -> Outcome:
     """One parse per line: every bad line becomes a reject with its reason."""
-    batch, bad = (BioBatch if p.kind == "bio" else ClsBatch)(p, source), []
+    batch, bad = (BioBatch if p.kind == "bio" else ClsBatch)(p, source, extras), []
     keys = _read_keys(p)
     for lineno, line in chunk:
         rid = f"{source}:{lineno}"
-        reason, record = _parse(line, p)
-        reason = reason or _repeated_key(line, keys) or batch.take(record, rid)
+        reason, record = _parse(line, p, extras, lineno)
+        reason = reason or _repeated_key(line, _with_kept(keys, record, extras)) or batch.take(record, rid)
         if reason:
             bad.append((rid, reason, raw_text(line)))
     return Outcome(batch.flush(), reject_records(bad))
 
 
 def _read_keys(p: JsonlParams) -> dict[str, bytes]:
-    """The keys the reader reads, each with its JSON spelling (the common, unescaped one)."""
-    names = [p.text_field, p.label_field] if p.kind == "cls" else [p.tokens_field, p.tags_field]
-    names += [p.lang_field] + ([p.id_field] if p.id_field else [])
-    return {name: orjson.dumps(name) for name in dict.fromkeys(names)}
+    """The keys the reader maps, each with its JSON spelling (the common, unescaped one)."""
+    return {name: orjson.dumps(name) for name in dict.fromkeys(p.mapped_fields())}
+
+
+def _with_kept(keys: dict[str, bytes], record: dict, extras: Extras) -> dict[str, bytes]:
+    """The mapped keys and the record's kept ones: a kept key written twice is `duplicate_key` too."""
+    if extras.none:
+        return keys
+    return {**keys, **{name: orjson.dumps(name) for name in record if name not in keys and extras.wanted(name)}}
 
 
 def _repeated_key(line: bytes, keys: dict[str, bytes]) -> str | None:
@@ -161,22 +224,34 @@ def _repeated_key(line: bytes, keys: dict[str, bytes]) -> str | None:
     return next((f"duplicate_key:{name}" for name in suspects if names.count(name) > 1), None)
 
 
-def _fast_cls(buf: bytes | memoryview, linenos: Sequence[int], p: JsonlParams, source: str) -> Outcome | None:
+def _fast_cls(buf: bytes | memoryview, linenos: Sequence[int], p: JsonlParams, source: str, extras: Extras
+              ) -> Outcome | None:
     """Arrow's C++ JSON parser on many lines at once — JSON parsing, not hashing, bounds a dedup run. It
     cannot say which line is bad, so any failure (bad JSON, invalid UTF-8, a value that is not a string where a
-    string is read) returns None and the caller reads line by line. It cannot tell a missing key from a null
-    either: a null text or label also returns None. `linenos`: the number of each line of `buf` (a range when
-    consecutive). `_arrow_fields` refuses a buffer with a blank line, so Arrow's rows are exactly those lines."""
-    parsed = _arrow_fields(buf, p)
+    string is read, a kept value that does not fit its field's kind, a key not known yet under keep_fields
+    all, a split that is no split name) returns None and the caller reads line by line. It cannot tell a
+    missing key from a null either: a null text or label also returns None. `linenos`: the number of each line
+    of `buf` (a range when consecutive). `_arrow_fields` refuses a buffer with a blank line, so Arrow's rows are
+    exactly those lines."""
+    parsed = _arrow_fields(buf, p, extras)
     if parsed is None:
         return None
     n = parsed.num_rows
     if n != len(linenos) or pc.any(pc.or_(pc.is_null(parsed[p.text_field]),
                                           pc.is_null(parsed[p.label_field]))).as_py():
         return None
+    numbers = None
+    if extras.first:
+        numbers = np.arange(linenos.start, linenos.stop) if isinstance(linenos, range) else np.asarray(linenos)
+        if _unobserved_values(parsed, numbers, extras):
+            return None
+    split = _fast_split(parsed[p.split_field], p) if p.split_field else _no_split(p, n)
+    if split is False:
+        return None
     ids = parsed[p.id_field] if p.id_field else None
     if ids is None or ids.null_count:
-        numbers = np.arange(linenos.start, linenos.stop) if isinstance(linenos, range) else linenos
+        if numbers is None:
+            numbers = np.arange(linenos.start, linenos.stop) if isinstance(linenos, range) else linenos
         line_ids = pc.binary_join_element_wise(source, pc.cast(pa.array(numbers, pa.int64()), pa.string()), ":")
         ids = line_ids if ids is None else pc.coalesce(ids, line_ids)
     lang = parsed[p.lang_field]  # "" means unknown, as on the slow path
@@ -184,22 +259,63 @@ def _fast_cls(buf: bytes | memoryview, linenos: Sequence[int], p: JsonlParams, s
         lang = pc.if_else(pc.equal(lang, ""), pa.scalar(None, pa.string()), lang)
     if p.lang is not None:
         lang = pc.coalesce(lang, p.lang)
-    return Outcome(pa.table([ids, parsed[p.text_field], parsed[p.label_field], lang, pa.repeat(source, n)],
-                            schema=CLS))
+    table = pa.table([ids, parsed[p.text_field], parsed[p.label_field], lang, pa.repeat(source, n)], schema=CLS)
+    if split is not None and (split.null_count < n or extras.split_seen or p.split_as):
+        table = table.append_column("split", split)
+        extras.split_seen = extras.split_seen or split.null_count < n
+    for name, kind in extras.kinds.items():
+        # a `json` field is not in Arrow's schema: under keep_fields all Arrow refuses a line that has it
+        column = pa.nulls(n, pa.string()) if kind == "json" else parsed[name]
+        table = table.append_column(pa.field(META + name, ARROW_TYPES[kind]), column)
+    return Outcome(table)
 
 
-def _arrow_fields(buf: bytes | memoryview, p: JsonlParams) -> pa.Table | None:
-    """The fields the reader reads, as strings, one row per object; None when Arrow cannot parse `buf` or a
-    field holds anything but a string or null. Keys the reader does not read are skipped without being built,
-    however deep they nest."""
+def _unobserved_values(parsed: pa.Table, numbers: np.ndarray, extras: Extras) -> bool:
+    """Whether a kept field has a value on a line before the line that fixed its kind. Such a line is one the
+    slow path cannot parse (so it never saw that value): read line by line, it would not be kept with it."""
+    for name, first in extras.first.items():
+        if name in parsed.column_names and numbers[0] < first:
+            before = pa.array(numbers < first)
+            if pc.any(pc.and_(before, pc.is_valid(parsed[name]))).as_py():
+                return True
+    return False
+
+
+def _fast_split(column, p: JsonlParams):
+    """The `split` column from the split field's strings; False when a value is no split name (the slow path
+    rejects those lines as `bad_split`), None when there is no split at all."""
+    column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    index = pc.index_in(pc.ascii_lower(column), value_set=pa.array(list(SPLIT_NAMES), pa.string()))
+    if pc.any(pc.and_(pc.is_valid(column), pc.is_null(index))).as_py():
+        return False
+    split = pc.take(pa.array(list(SPLIT_NAMES.values()), pa.string()), index)
+    return pc.coalesce(split, split_name(p.split_as)) if p.split_as else split
+
+
+def _no_split(p: JsonlParams, n: int):
+    return pa.repeat(pa.scalar(split_name(p.split_as)), n) if p.split_as else None
+
+
+def _arrow_fields(buf: bytes | memoryview, p: JsonlParams, extras: Extras,
+                  kinds: dict[str, str | None] | None = None) -> pa.Table | None:
+    """The fields the reader reads, one row per object: the mapped ones as strings, the kept ones by their
+    kinds (`kinds`, default the file's so far); None when Arrow cannot parse `buf` or a value does not fit.
+    Keys the reader does not read are skipped without being built, however deep they nest; under keep_fields
+    all, a key it does not know yet makes Arrow fail (the caller learns it on the slow path) — never Arrow's
+    own type inference, which crashes on deep nesting and would decide types per block."""
     if not _arrow_safe(buf):
         return None  # a blank or `null` line: the caller reads line by line (`_lines` drops the blank ones)
-    fields = [p.text_field, p.label_field, p.lang_field] + ([p.id_field] if p.id_field else [])
-    schema = pa.schema([(f, pa.string()) for f in dict.fromkeys(fields)])
+    kinds = extras.kinds if kinds is None else kinds
+    if not extras.all and "json" in kinds.values():
+        return None  # Arrow would skip a named json field it cannot read, silently
+    fields = [p.text_field, p.label_field, p.lang_field] + [f for f in (p.id_field, p.split_field) if f]
+    schema = pa.schema([(f, pa.string()) for f in dict.fromkeys(fields)]
+                       + [(name, ARROW_TYPES[kind]) for name, kind in kinds.items() if kind != "json"])
+    unexpected = "error" if extras.all else "ignore"
     try:
         str(buf, "utf-8")  # Arrow's parser does not validate UTF-8 inside strings; this runs at GB/s
         return pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=4 << 20),  # in parallel
-                            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+                            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=unexpected))
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
 
@@ -217,23 +333,33 @@ _TOO_DEEP = _orjson_error(b"[" * 1025 + b"]" * 1025)
 _UNPARSED = ("malformed_json", "too_deep")
 
 
-def _parse(line: bytes, p: JsonlParams) -> tuple[str | None, dict | None]:
-    """(None, the record) or (the reason the line holds none, None)."""
+def _parse(line: bytes, p: JsonlParams, extras: Extras, lineno: int) -> tuple[str | None, dict | None]:
+    """(None, the record) or (the reason the line holds none, None). A record Python parses teaches `extras`
+    its fields, whatever else is wrong with it."""
+    reason, record = _python_record(line)
+    if record is not None and (refused := extras.observe(record, lineno)) is not None:
+        return f"too_many_fields:{refused}", None
+    if reason in _UNPARSED and p.kind == "cls" and not extras.all and (
+            fields := _arrow_record(line, p, extras, lineno)) is not None:
+        return None, fields  # what the fast path keeps (NaN or deep nesting under a key not read) is kept here too
+    return reason, record
+
+
+def _python_record(line: bytes) -> tuple[str | None, dict | None]:
     text = decode(line)
     if text is None:
         return "invalid_utf8", None
     try:
         return _object(orjson.loads(line))
     except orjson.JSONDecodeError as e:
-        reason, record = ("too_deep", None) if e.msg == _TOO_DEEP else _python_json(text)
-    if reason in _UNPARSED and p.kind == "cls" and (fields := _arrow_record(line, p)) is not None:
-        return None, fields  # what the fast path keeps (NaN or deep nesting under a key not read) is kept here too
-    return reason, record
+        return ("too_deep", None) if e.msg == _TOO_DEEP else _python_json(text)
 
 
-def _arrow_record(line: bytes, p: JsonlParams) -> dict | None:
-    """The line's fields as the fast path reads them, when it would keep the line; else None."""
-    parsed = _arrow_fields(line + b"\n", p)
+def _arrow_record(line: bytes, p: JsonlParams, extras: Extras, lineno: int) -> dict | None:
+    """The line's fields as the fast path reads them, when it would keep the line; else None. A kept field
+    whose kind a later line fixed is read as null-only here, as it was when this line came."""
+    kinds = {name: kind if extras.first.get(name, lineno) < lineno else None for name, kind in extras.kinds.items()}
+    parsed = _arrow_fields(line + b"\n", p, extras, kinds)
     if parsed is None or parsed.num_rows != 1:
         return None
     record = {k: v for k, v in parsed.to_pylist()[0].items() if v is not None}
@@ -245,7 +371,7 @@ def _arrow_record(line: bytes, p: JsonlParams) -> dict | None:
 def _python_json(text: str) -> tuple[str | None, dict | None]:
     """orjson refused the line; Python's json also reads NaN, Infinity and lone surrogate escapes (`\\ud83d`)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=_integer)
     except json.JSONDecodeError:
         return "malformed_json", None
     except RecursionError:  # deep and also something orjson refused first
@@ -254,6 +380,11 @@ def _python_json(text: str) -> tuple[str | None, dict | None]:
     if reason is None and not _encodable(record):
         return "invalid_utf8", None  # a lone surrogate is no text: UTF-8 and Arrow cannot hold it
     return reason, record
+
+
+def _integer(digits: str) -> int | float:
+    """An integer literal; past Python's limit on digits (4300) a float, as orjson and Arrow read one."""
+    return int(digits) if len(digits) <= 4000 else float(digits)
 
 
 def _object(value) -> tuple[str | None, dict | None]:

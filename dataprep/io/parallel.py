@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from dataprep.errors import InputError
 from dataprep.io.csv import check_header, csv_records
-from dataprep.io.fields import source_name
+from dataprep.io.fields import META, check_keep_fields, missing_kept, source_name
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
 from dataprep.schema import PARALLEL
@@ -31,6 +31,9 @@ class ParallelParams:
         20, "quoting 'minimal': a quoted field spanning more lines than this is an unbalanced quote, rejected")
     src_lang: str = param("zh", "language code of the source column")
     tgt_lang: str = param("en", "language code of the target column")
+    keep_fields: Literal["all", "none"] | list[str] = param(
+        "all", "the other columns: all (each kept as a string column meta_<name>: the header's name, or col<i> "
+        "without one), none, or the names to keep")
     batch_rows: int = param(50_000, "rows per batch handed to the next stage (part of the key: it decides the "
                             "Parquet row groups, so the bytes)")
 
@@ -42,9 +45,10 @@ class ParallelParams:
                              f"{self.tgt_col}")
         if self.fields is not None and self.fields <= max(self.src_col, self.tgt_col):
             raise ValueError(f"fields ({self.fields}) must exceed src_col and tgt_col")
+        check_keep_fields(self.keep_fields, [])
 
 
-@stage("read_parallel", version=3, kind="source", params=ParallelParams, produces="parallel")
+@stage("read_parallel", version=4, kind="source", params=ParallelParams, produces="parallel")
 def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
     """Read sentence pairs, one a line, into `parallel` rows (id `<file>:<line>`, src, tgt, src_lang,
     tgt_lang). Blank lines hold no pair and are skipped; sides are kept as written (normalize them later).
@@ -57,13 +61,23 @@ def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
     With `header`, a first line that cannot be read (invalid UTF-8, ...) is an InputError naming file:line
     (taking the next line as the header would silently drop a pair), and so is a header with too few columns for
     src_col and tgt_col.
+
+    The other columns (a line has `fields` of them; `keep_fields`, default all) are kept as string columns
+    `meta_<name>`, named by the header (an empty name is `col<i>`) or, without one, `col<i>` (0-based:
+    Tatoeba's attribution, the third column, is `meta_col2`); an empty field is null. A name in `keep_fields`
+    that no column has is an InputError.
     """
     source, expected, header = source_name(p.path), p.fields, p.header
+    names = None if header else _positional(expected or max(p.src_col, p.tgt_col) + 1)
+    kept = None if names is None else _kept(p, names, p.path)
     cols, bad = {name: [] for name in ("id", "src", "tgt")}, []
     for lineno, _end, fields, raw, reason in csv_records(p.path, p.delimiter, p.quoting, p.max_record_lines):
         rid = f"{source}:{lineno}"
         if header:  # the first record names the columns
             expected, header = expected or _header_fields(p, lineno, fields, reason), False
+            names = [name or f"col{i}" for i, name in enumerate(fields)][:expected]
+            names += _positional(expected)[len(names):]
+            kept = _kept(p, names, f"{p.path}:{lineno}")
             continue
         reason = reason or _check(fields, expected or max(p.src_col, p.tgt_col) + 1, p)
         if reason:
@@ -72,10 +86,30 @@ def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
             cols["id"].append(rid)
             cols["src"].append(fields[p.src_col])
             cols["tgt"].append(fields[p.tgt_col])
+            for i, name in kept:
+                cols.setdefault(name, []).append(fields[i] or None)
         if len(cols["id"]) + len(bad) >= p.batch_rows:
-            yield _flush(cols, bad, p)
-            cols, bad = {name: [] for name in cols}, []
-    yield _flush(cols, bad, p)
+            yield _flush(cols, bad, p, kept)
+            cols, bad = {name: [] for name in ("id", "src", "tgt")}, []
+    yield _flush(cols, bad, p, kept or [])
+
+
+def _positional(n: int) -> list[str]:
+    return [f"col{i}" for i in range(n)]
+
+
+def _kept(p: ParallelParams, names: list[str], where: str) -> list[tuple[int, str]]:
+    """(position, output column) of each kept column."""
+    if p.keep_fields == "none":
+        return []
+    others = [(i, name) for i, name in enumerate(names) if i not in (p.src_col, p.tgt_col)]
+    missing_kept(p.keep_fields, [name for _, name in others], where)
+    if p.keep_fields != "all":
+        others = [(i, name) for i, name in others if name in p.keep_fields]
+    out = [(i, META + name) for i, name in others]
+    if twice := next((n for k, (_, n) in enumerate(out) if n in [m for _, m in out[:k]]), None):
+        raise InputError(f"{where}: two columns would both be kept as {twice!r}; rename one or set keep_fields")
+    return out
 
 
 def _header_fields(p: ParallelParams, line: int, fields: list[str], reason: str | None) -> int:
@@ -96,7 +130,11 @@ def _check(fields: list[str], expected: int, p: ParallelParams) -> str | None:
     return None
 
 
-def _flush(cols: dict[str, list], bad: list, p: ParallelParams) -> Outcome:
+def _flush(cols: dict[str, list], bad: list, p: ParallelParams, kept: list[tuple[int, str]]) -> Outcome:
     n = len(cols["id"])
-    table = pa.table({**cols, "src_lang": [p.src_lang] * n, "tgt_lang": [p.tgt_lang] * n}, schema=PARALLEL)
+    table = pa.table({name: cols[name] for name in ("id", "src", "tgt")} | {"src_lang": [p.src_lang] * n,
+                                                                          "tgt_lang": [p.tgt_lang] * n},
+                     schema=PARALLEL)
+    for _, name in kept:
+        table = table.append_column(name, pa.array(cols.get(name, []), pa.string()))
     return Outcome(table, reject_records(bad))

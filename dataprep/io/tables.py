@@ -5,6 +5,12 @@ compute: text and lang must be strings (a dictionary of strings — a pandas cat
 also be an integer column (its decimal strings) or a float column whose values are integers. Any other value is
 a reject `bad_type:<field>:<type>` with the column's type (binary, struct, list, map, bool, number, timestamp,
 ...); a null passes through, as in every reader.
+
+The other columns (`keep_fields`, default all) are kept as they are, typed, each renamed `meta_<name>`; a string
+value in one that is not valid UTF-8 (anywhere inside a nested value too) rejects its row as
+`invalid_utf8:meta_<name>`. A `split` column (`split_field`) is the row's split, checked and named as in
+`dataprep.io.fields`: a string (or dictionary of strings) column; any other type rejects its values as
+`bad_type:split:<type>`.
 """
 from __future__ import annotations
 
@@ -19,15 +25,25 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataprep.errors import InputError
-from dataprep.io.fields import EXACT_FLOAT_INT, ClsFields, source_name
+from dataprep.io.fields import (
+    EXACT_FLOAT_INT,
+    META,
+    SPLIT_NAMES,
+    ClsFields,
+    missing_kept,
+    source_name,
+    split_name,
+)
 from dataprep.outcome import Outcome, rows_as_json
 from dataprep.registry import param, stage
 from dataprep.schema import CLS, REJECTS
 
 
-@stage("read_parquet", version=2, kind="source", params=ClsFields, produces="cls")
+@stage("read_parquet", version=3, kind="source", params=ClsFields, produces="cls")
 def read_parquet(p: ClsFields) -> Iterator[Outcome]:
-    """Read classification records from a Parquet file. Row n (1-based) gets id `<file>:<n>`.
+    """Read classification records from a Parquet file. Row n (1-based) gets id `<file>:<n>`. Its other
+    columns are kept as `meta_<name>` (`keep_fields`), its `split` column is the rows' split, so the output of
+    `dataprep stage split ... -o out.parquet` reads back with its splits.
 
     Drop reasons (per row): `missing_field:<name>` for every row when the text or label column is absent;
     `bad_type:<field>:<type>` for a value of the wrong type (`bad_type:text:binary`, `bad_type:label:struct`,
@@ -37,9 +53,12 @@ def read_parquet(p: ClsFields) -> Iterator[Outcome]:
     A file that is not Parquet (empty, truncated, corrupt) is an InputError naming it, raised before any row
     is read; so is a row group whose data cannot be decoded (the node is then not committed).
     """
-    source, offset = source_name(p.path), 0
+    source, offset, state = source_name(p.path), 0, _State()
     for batch in _parquet_batches(p.path, p.batch_rows):
-        yield _map_columns(pa.Table.from_batches([batch]), p, source, offset)
+        table = pa.Table.from_batches([batch])
+        if not offset:
+            missing_kept(p.keep_fields, table.column_names, p.path)
+        yield _map_columns(table, p, source, offset, state)
         offset += batch.num_rows
 
 
@@ -61,13 +80,22 @@ def _parquet_batches(path: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
 
 @dataclass(frozen=True)
 class HfParams(ClsFields):
-    split: str = param("train", "which split to read")
+    split: str = param("all", "which split of a DatasetDict to read; all: every split, in its order, each "
+                       "row's split named by it")
     name: str | None = param(None, "a hub dataset name (needs a network); otherwise `path` is a local directory")
 
 
-@stage("read_hf", version=2, kind="source", params=HfParams, produces="cls")
+@stage("read_hf", version=3, kind="source", params=HfParams, produces="cls")
 def read_hf(p: HfParams) -> Iterator[Outcome]:
     """Read a `datasets` dataset saved with `save_to_disk` (`path`) or from the hub (`name`).
+
+    `split: all` (the default) reads every split of a DatasetDict, in its order: a row's split is its split's
+    name (`dev` and the other aliases become their canonical name; a name that is no split, such as
+    `unsupervised`, rejects its rows as `bad_split:<name>`), unless the row has one of its own in `split_field`
+    (a `split` column); rows are numbered within their split, `<dir>/<split>:<n>`. `split: NAME` reads that
+    split alone, as a plain dataset: its rows have no split but their own (or `split_as`). Other columns are
+    kept as `meta_<name>` (`keep_fields`). A `ClassLabel` label is its names; -1 (no label, as in GLUE's test
+    splits) a null.
 
     Drop reasons (per row): `missing_field:<name>` for every row when the text or label column is absent;
     `bad_type:<field>:<type>` for a value of the wrong type (`bad_type:text:binary`, `bad_type:label:struct`,
@@ -77,24 +105,56 @@ def read_hf(p: HfParams) -> Iterator[Outcome]:
     A path that is not a saved dataset (`path: .`, a plain directory, a damaged one), a split it does not
     have, or a hub name that cannot be loaded is an InputError naming it.
     """
-    source, table = p.name or source_name(p.path), _load_hf(p).data.table
-    for offset in range(0, max(table.num_rows, 1), p.batch_rows):
-        yield _map_columns(table.slice(offset, p.batch_rows), p, source, offset)
+    source, state = p.name or source_name(p.path), _State()
+    for split, data in _load_hf(p):
+        table = _class_label_names(_arrow_table(data), data.features, p.label_field)
+        missing_kept(p.keep_fields, table.column_names, p.name or p.path)
+        ids = source if split is None else f"{source}/{split}"
+        for offset in range(0, max(table.num_rows, 1), p.batch_rows):
+            yield _map_columns(table.slice(offset, p.batch_rows), p, source, offset, state, split, ids)
 
 
-def _load_hf(p: HfParams):
+def _load_hf(p: HfParams) -> list[tuple[str | None, object]]:
+    """(split name, Dataset) to read: every split of a DatasetDict with `split: all`, else one (name None)."""
     import datasets  # heavy: imported only when this source runs
 
     where = p.name or p.path
     try:
-        data = datasets.load_dataset(p.name, split=p.split) if p.name else datasets.load_from_disk(p.path)
+        if p.name:
+            data = datasets.load_dataset(p.name, **({} if p.split == "all" else {"split": p.split}))
+        else:
+            data = datasets.load_from_disk(p.path)
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as e:  # datasets raises all of these
         raise InputError(f"{where}: cannot load a dataset: {_first_line(e)}") from None
     if isinstance(data, datasets.DatasetDict):
+        if p.split == "all":
+            return list(data.items())
         if p.split not in data:
             raise InputError(f"{where}: no split {p.split!r} (it has {', '.join(data) or 'none'})")
         data = data[p.split]
-    return data
+    return [(None, data)]
+
+
+def _class_label_names(table: pa.Table, features, label_field: str) -> pa.Table:
+    """A `datasets.ClassLabel` label column as its names (-1, the datasets mark of an unlabelled row — a GLUE
+    test split — a null, which normalize rejects as missing_label), not as integers."""
+    import datasets
+
+    feature = features.get(label_field) if features else None
+    if not isinstance(feature, datasets.ClassLabel) or label_field not in table.column_names:
+        return table
+    codes = table[label_field]
+    valid = pc.and_(pc.greater_equal(codes, 0), pc.less(codes, len(feature.names)))
+    names = pc.take(pa.array(feature.names, pa.string()), pc.if_else(valid, codes, pa.scalar(None, codes.type)))
+    return table.set_column(table.column_names.index(label_field), label_field, names)
+
+
+def _arrow_table(data) -> pa.Table:
+    """A Dataset's rows as a table; after select/filter/sort a Dataset is its full table plus an indices
+    mapping, which is applied."""
+    if getattr(data, "_indices", None) is not None:
+        return data.with_format("arrow")[:]
+    return data.data.table
 
 
 def _first_line(error: BaseException) -> str:
@@ -102,9 +162,16 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _map_columns(table: pa.Table, p: ClsFields, source: str, offset: int) -> Outcome:
-    """Map the input's columns onto the `cls` contract; rows get `<source>:<row>` ids unless they have one."""
-    row_ids = _row_ids(source, offset, table.num_rows)
+class _State:
+    """What one source's batches share: whether a row had a split (then every later batch has the column)."""
+    split_seen = False
+
+
+def _map_columns(table: pa.Table, p: ClsFields, source: str, offset: int, state: _State,
+                 dict_split: str | None = None, ids_prefix: str | None = None) -> Outcome:
+    """Map the input's columns onto the `cls` contract; rows get `<source>:<row>` ids unless they have one.
+    `dict_split`: the DatasetDict split the rows come from (their split when they have none of their own)."""
+    row_ids = _row_ids(ids_prefix or source, offset, table.num_rows)
     absent = next((f for f in (p.text_field, p.label_field) if f not in table.column_names), None)
     if absent:
         reasons = pa.array([f"missing_field:{absent}"] * table.num_rows, pa.string())
@@ -113,15 +180,70 @@ def _map_columns(table: pa.Table, p: ClsFields, source: str, offset: int) -> Out
     text, text_bad = _strings(table[p.text_field], "text")
     label, label_bad = _keys(table[p.label_field], "label")
     lang, lang_bad = _lang(table, p)
+    split, split_bad = _split(table, p, dict_split)
     kept = pa.table([row_ids if ids is None else pc.coalesce(ids, row_ids), text, label, lang,
                      pa.repeat(pa.scalar(source), table.num_rows)], schema=CLS)
-    bad = [r for r in (id_bad, text_bad, label_bad, lang_bad) if r is not None]  # the slow JSONL path's order
+    if split is not None and (state.split_seen or split.null_count < len(split) or p.split_as or dict_split):
+        kept = kept.append_column("split", split)
+        state.split_seen = True
+    extras, extras_bad = _extras(table, p)
+    for name, column in extras:
+        kept = kept.append_column(pa.field(META + name, column.type), column)
+    bad = [r for r in (id_bad, text_bad, label_bad, lang_bad, split_bad, *extras_bad)  # the JSONL reader's order
+           if r is not None]
     if not bad:
         return Outcome(kept)
     reasons = _array(pc.coalesce(*bad) if len(bad) > 1 else bad[0])
     keep = pc.is_null(reasons)
     drop = pc.invert(keep)
     return Outcome(kept.filter(keep), _rejects(table.filter(drop), row_ids.filter(drop), reasons.filter(drop)))
+
+
+def _split(table: pa.Table, p: ClsFields, dict_split: str | None) -> tuple[Column | None, Reasons]:
+    """The rows' split: their own (`split_field`), else `split_as`, else the DatasetDict split's name."""
+    default = split_name(p.split_as) if p.split_as else (split_name(dict_split) if dict_split else None)
+    n = table.num_rows
+    if not p.split_field or p.split_field not in table.column_names:
+        if dict_split and default is None:  # a DatasetDict split whose name is no split
+            return pa.nulls(n, pa.string()), pa.array([f"bad_split:{dict_split}"] * n, pa.string())
+        return (None, None) if default is None else (pa.repeat(pa.scalar(default), n), None)
+    values, bad = _strings(table[p.split_field], "split")
+    values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    index = pc.index_in(pc.ascii_lower(values), value_set=pa.array(list(SPLIT_NAMES)))
+    unknown = pc.and_(pc.is_valid(values), pc.is_null(index))
+    if pc.any(unknown).as_py():
+        named = pc.binary_join_element_wise("bad_split", values, ":")
+        reasons = pc.if_else(unknown, named, pa.scalar(None, pa.string()))
+        bad = reasons if bad is None else pc.coalesce(bad, reasons)
+    split = pc.take(pa.array(list(SPLIT_NAMES.values())), index)
+    if default is not None:
+        split = pc.coalesce(split, default)
+    elif dict_split:  # no own split and a DatasetDict name that is no split
+        reasons = pc.if_else(pc.is_null(split), f"bad_split:{dict_split}", pa.scalar(None, pa.string()))
+        bad = reasons if bad is None else pc.coalesce(bad, reasons)
+    return split, bad
+
+
+def _extras(table: pa.Table, p: ClsFields) -> tuple[list[tuple[str, Column]], list[Reasons]]:
+    """The kept columns as they are, and for each one holding invalid UTF-8 the reasons of its rows."""
+    if p.keep_fields == "none":
+        return [], []
+    mapped = set(p.mapped_fields())
+    names = [n for n in table.column_names if n not in mapped] if p.keep_fields == "all" else p.keep_fields
+    kept, bad = [], []
+    for name in names:
+        column = table[name]
+        kept.append((name, column))
+        if not _valid_utf8(column):
+            bad.append(_invalid_rows(column, META + name))
+    return kept, bad
+
+
+def _invalid_rows(column: Column, name: str) -> pa.Array:
+    """`invalid_utf8:<name>` for each row whose value holds a string that is not valid UTF-8."""
+    column = _array(column)
+    return pa.array([None if _valid_utf8(column.slice(i, 1)) else f"invalid_utf8:{name}"
+                     for i in range(len(column))], pa.string())
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -30,13 +30,24 @@ class SplitParams:
             raise ValueError(f"val and test must be in [0, 1) with val + test < 1, got {self.val}, {self.test}")
 
 
-@stage("split", version=1, kind="global", params=SplitParams, consumes=("cls", "bio"),
+# version 2: group_fold's whitespace step became CJK-aware (exact_dedup v2), so rows spaced differently around
+# Chinese punctuation now stay in one split.
+# version 3: rows that already have a split (a dataset's own, read by a reader's split_field or split_as) keep it;
+# before, an input's split column was replaced.
+@stage("split", version=3, kind="global", params=SplitParams, consumes=("cls", "bio"),
        assigns_splits=True)
 class Split:
     """Add a `split` column (train, validation, test). Rows are grouped before they are assigned: rows whose
     folded text is equal, and generated rows with their `parent_id`, always land in the same split — so no
     near-copy of a test row is trained on. Groups are shuffled with the seed and dealt out per label to the
     split furthest below its target.
+
+    Rows that already have a split keep it as it is (a dataset's own: a reader's `split_field` or `split_as`,
+    a DatasetDict's split names); only rows with none (no `split` column, a null or an empty one) are
+    assigned, and `val` and `test` are shares of those rows. An unassigned row grouped with an assigned one
+    (an equal folded text, a parent or child) joins that row's split — the first such row's, when they
+    differ — so a copy of an official test row is not trained on; the others are dealt out as above. Input
+    without a split column gets the same assignment as ever.
 
     Drop reasons: none (every row gets a split).
     """
@@ -46,27 +57,39 @@ class Split:
         self.offset = 0
 
     def fit(self, tables: Iterable[pa.Table]) -> None:
-        ids, hashes, labels, parents = [], [], [], []
+        ids, hashes, labels, parents, own = [], [], [], [], []
         for table in tables:
             ids.extend(table.column("id").to_pylist())
             parents.extend(table.column("parent_id").to_pylist() if "parent_id" in table.column_names
                            else [None] * table.num_rows)
             hashes.extend(hash_keys(dedup_keys(table, self.p.group_fold), 64).tolist())
             labels.extend(_labels(table).to_pylist() if self.p.stratify else [""] * table.num_rows)
+            own.extend(_own_splits(table))
         groups = _group_rows(ids, hashes, parents)
-        self.assignment = self._assign(groups, labels)
+        self.names = list(SPLITS) + sorted({s for s in own if s is not None} - set(SPLITS))
+        self.assignment = self._assign(groups, labels, own)
 
-    def _assign(self, groups: list[list[int]], labels: list[str]) -> np.ndarray:
+    def _assign(self, groups: list[list[int]], labels: list[str], own: list[str | None]) -> np.ndarray:
         targets = dict(zip(SPLITS, (1 - self.p.val - self.p.test, self.p.val, self.p.test)))
         by_label: dict[str, list[list[int]]] = defaultdict(list)
-        for g in groups:
-            by_label[labels[g[0]]].append(g)  # a group follows the label of its first row
         out = np.zeros(len(labels), np.int8)
+        pinned: dict[str, dict[str, int]] = {}  # per label: the unassigned rows that joined an assigned group
+        for g in groups:
+            assigned = [own[i] for i in g if own[i] is not None]
+            if not assigned:
+                by_label[labels[g[0]]].append(g)  # a group follows the label of its first row
+                continue
+            for i in g:  # a row keeps its own split; the group's unassigned rows join its first one
+                out[i] = self.names.index(own[i] if own[i] is not None else assigned[0])
+            if assigned[0] in SPLITS:  # they count towards that split's share of the label's unassigned rows
+                counts = pinned.setdefault(labels[g[0]], dict.fromkeys(SPLITS, 0))
+                counts[assigned[0]] += sum(own[i] is None for i in g)
         rng = random.Random(self.p.seed)
         for label in sorted(by_label):
             label_groups = by_label[label]
             rng.shuffle(label_groups)
-            total, filled = sum(map(len, label_groups)), dict.fromkeys(SPLITS, 0)
+            filled = pinned.get(label, dict.fromkeys(SPLITS, 0))
+            total = sum(map(len, label_groups)) + sum(filled.values())
             for g in label_groups:
                 name = max(SPLITS, key=lambda s: targets[s] * total - filled[s])
                 filled[name] += len(g)
@@ -76,10 +99,17 @@ class Split:
     def apply(self, table: pa.Table) -> Outcome:
         codes = self.assignment[self.offset:self.offset + table.num_rows]
         self.offset += table.num_rows
-        column = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(SPLITS)).cast(pa.string())
+        column = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(self.names)).cast(pa.string())
         if "split" in table.column_names:
             table = table.drop_columns(["split"])
         return Outcome(table.append_column("split", column))
+
+
+def _own_splits(table: pa.Table) -> list[str | None]:
+    """Each row's split as it came (None: none, or an empty one)."""
+    if "split" not in table.column_names:
+        return [None] * table.num_rows
+    return [value or None for value in table.column("split").cast(pa.string()).to_pylist()]
 
 
 def _group_rows(ids: list[str], hashes: list[int], parents: list[str | None]) -> list[list[int]]:
