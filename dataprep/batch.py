@@ -21,6 +21,7 @@ from dataprep.cache import pipeline_lock, read_part
 from dataprep.dag import parse_pipeline
 from dataprep.errors import ConfigError
 from dataprep.io import reader_for, write_table
+from dataprep.predict import PREPARE
 from dataprep.registry import all_stages
 from dataprep.runner import Runner
 
@@ -81,13 +82,13 @@ def rejects_path_for(output: str) -> Path:
 
 def train_on_file(input_path: str, output: str, params: dict, read_params: dict, cache_dir: str,
                   resume: bool, reader: str | None = None) -> str:
-    """`dataprep train INPUT -o OUT`: read INPUT, split the rows that have no split, train a LoRA adapter and
-    copy it to OUT. The reader runs first (an ordinary cached node): when every row it read has a split — the
-    input's own `split` column (any reader keeps one: the output of `dataprep stage split`, a JSONL or CSV with
-    a `split` field, a DatasetDict) or the reader's `split_as` — the adapter trains on those splits; otherwise
-    a `split` node assigns the rows without one (the others keep theirs). The run is an ordinary cached
-    pipeline under `cache_dir`, so an interrupted run can continue from its checkpoint with --resume (without
-    it, a stale checkpoint is discarded)."""
+    """`dataprep train INPUT -o OUT`: read INPUT, prepare its rows (normalize, or to_bio2 for NER), split the
+    rows that have no split, train a LoRA adapter and copy it to OUT. The reader runs first (an ordinary
+    cached node): when every row it read has a split — the input's own `split` column (any reader keeps one:
+    the output of `dataprep stage split`, a JSONL or CSV with a `split` field, a DatasetDict) or the reader's
+    `split_as` — the adapter trains on those splits; otherwise a `split` node assigns the rows without one
+    (the others keep theirs). The run is an ordinary cached pipeline under `cache_dir`, so an interrupted run
+    can continue from its checkpoint with --resume (without it, a stale checkpoint is discarded)."""
     reader, read_defaults = input_reader(input_path, reader)
     nodes = {"input": {"uses": reader, "with": {**read_defaults, "path": input_path, **read_params}}}
     name = train_pipeline_name(input_path)
@@ -97,8 +98,12 @@ def train_on_file(input_path: str, output: str, params: dict, read_params: dict,
         read = Runner(parse_pipeline({"name": name, "nodes": nodes}), cache_dir)
         read.run()
         head = "input"
+        kind = read.pipeline.nodes["input"].kind
+        if kind in PREPARE:  # as training rows are prepared: a raw file's empty texts and labels become rejects
+            nodes["prepared"] = {"uses": PREPARE[kind], "input": "input"}
+            head = "prepared"
         if not every_row_has_a_split(read.cache("input").parts()):
-            nodes["splits"] = {"uses": "split", "input": "input"}
+            nodes["splits"] = {"uses": "split", "input": head}
             head = "splits"
         nodes["adapter"] = {"uses": "train_lora", "input": head, "with": params}
         runner = Runner(parse_pipeline({"name": name, "nodes": nodes}), cache_dir)

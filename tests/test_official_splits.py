@@ -147,12 +147,25 @@ def test_dataprep_train_splits_only_the_rows_without_a_split(workdir, base_model
     assert got[:12] == ["test"] * 12 and "train" in got[12:]
 
 
+def test_dataprep_train_prepares_a_raw_file_as_training_rows_are(workdir, base_model):
+    records = reviews(60, "r") + [{"text": "好", "label": None}, {"text": "  ", "label": "pos"}]
+    write_jsonl(workdir / "raw.jsonl", records)
+    with _quiet():
+        result = CliRunner().invoke(main, ["train", "raw.jsonl", "-o", "adapter", "--cache-dir", "cache",
+                                           "--set", f"base_model={base_model}", *TRAIN], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    runner = Runner(load_pipeline_of(workdir / "raw.jsonl"), str(workdir / "cache"))
+    reasons = runner.rejects("prepared").column("reason").to_pylist()
+    assert sorted(reasons) == ["empty_text", "missing_label"]
+
+
 def load_pipeline_of(path: Path):
     """The pipeline `dataprep train` ran for a JSONL file that needed a split node."""
     from dataprep.batch import train_pipeline_name
     from dataprep.dag import parse_pipeline
     nodes = {"input": {"uses": "read_jsonl", "with": {"path": str(path.name)}},
-             "splits": {"uses": "split", "input": "input"}}
+             "prepared": {"uses": "normalize", "input": "input"},
+             "splits": {"uses": "split", "input": "prepared"}}
     return parse_pipeline({"name": train_pipeline_name(str(path)), "nodes": nodes})
 
 

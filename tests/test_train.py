@@ -334,3 +334,10 @@ def test_ner_is_scored_on_whole_sentences_like_its_baselines(base_model, tmp_pat
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     # every gold entity counts, not only the few that fit in 16 pieces: the same support as the baselines'
     assert metrics["support"] == 10 * 30 == metrics["baselines"]["most_frequent_tag"]["support"]
+
+
+def test_rows_without_a_label_are_refused_in_one_line():
+    rows = cls_rows(10)
+    rows = rows.set_column(2, "label", pa.array([None] * 2 + rows["label"].to_pylist()[2:], pa.string()))
+    with pytest.raises(ValueError, match=r"^train_lora: 2 rows have no label \(null\); normalize"):
+        Data.from_tables([rows], "auto")

@@ -152,6 +152,10 @@ class Data:
             data.targets.setdefault(split, []).append(y)
         if not data.inputs.get("train"):
             raise ValueError("train_lora: the input has no rows in the `train` split")
+        unlabelled = sum(y is None for targets in data.targets.values() for y in targets) if row.labelled else 0
+        if unlabelled:
+            raise ValueError(f"train_lora: {unlabelled} rows have no label (null); normalize (or to_bio2) rejects "
+                             "them: run it before split")
         data.labels = row.vocabulary(data.targets["train"])
         return data
 
