@@ -266,7 +266,8 @@ def _check_output_directory(output: str) -> None:
 @cache_option
 @_one_line
 def train_cmd(input_path, output, settings, read_settings, reader, resume, cache_dir):
-    """Fine-tune a LoRA adapter on INPUT (split into train/validation/test unless it has a `split` column)."""
+    """Fine-tune a LoRA adapter on INPUT (split into train/validation/test unless every row already has a
+    split: a `split` column, or a reader's split_field / split_as)."""
     from dataprep.batch import train_on_file
     _console()
     summary = train_on_file(input_path, output, _pairs(settings), _pairs(read_settings), cache_dir, resume, reader)
@@ -392,6 +393,79 @@ def _metrics_summary(m: dict) -> str:
         scores, classes = f"perplexity {m['perplexity']:.2f}", []
     unseen = f"\nlabels the adapter never saw: {', '.join(m['unseen_labels'])}" if m.get("unseen_labels") else ""
     return "\n".join([f"{head}: {scores}", *classes]) + unseen
+
+
+@main.command("serve")
+@click.argument("model_dir", metavar="ADAPTER|EXPORT_DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (0.0.0.0: every interface, e.g. in a container)")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0: a free one, printed on stderr)")
+@click.option("--base", metavar="DIR|ID", help="the base model, if not the one the adapter records")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="torch threads of the one model call at a time")
+@click.option("--max-batch", default=32, show_default=True, type=click.IntRange(1),
+              help="rows per model call (requests are batched whole)")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1),
+              help="rows per forward pass of an adapter: a model call's rows are sorted by length and cut "
+              "into passes")
+@click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0),
+              help="how long the oldest queued request waits for batch-mates")
+@click.option("--max-items", default=64, show_default=True, type=click.IntRange(1),
+              help="items per request (413 beyond)")
+@click.option("--max-body-bytes", default=1 << 20, show_default=True, type=click.IntRange(1),
+              help="request body size (413 beyond)")
+@click.option("--max-queue-rows", default=1024, show_default=True, type=click.IntRange(1),
+              help="rows waiting for the model before requests are refused (503)")
+@click.option("--access-log", is_flag=True, help="log every request on stderr")
+@_one_line
+def serve_cmd(model_dir, host, port, base, threads, max_batch, batch_size, max_wait_ms, max_items, max_body_bytes,
+              max_queue_rows, access_log):
+    """Serve ADAPTER (a train_lora output directory) or EXPORT_DIR (`dataprep export`'s) over HTTP until
+    SIGINT/SIGTERM: POST /predict with
+    {"texts": [...]} (or {"tokens": [[...], ...]} for NER), GET /health, GET /metrics.
+
+    Requests are micro-batched: one model call at a time, each of up to --max-batch rows, gathered for at most
+    --max-wait-ms. A malformed request is answered 400, 413 or 422 with a message naming what is wrong.
+    """
+    from dataprep.serve import Limits, Server, announce, load_predictor
+    limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items,
+                    max_body_bytes=max_body_bytes, max_queue_rows=max_queue_rows)
+    server = Server(load_predictor(model_dir, base, threads, batch_size), limits, host, port, access_log,
+                    announce=lambda s: announce(s, model_dir))
+    server.run()
+    click.echo(f"stopped{f' on {server.stopped_by}' if server.stopped_by else ''}: "
+               f"{server.batcher.stats.batched_requests} requests predicted", err=True)
+
+
+@main.command("export")
+@click.argument("adapter", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, help="directory for model.onnx, the tokenizer, config.json, "
+              "label_map.json and check.json (must not exist yet, or hold an earlier export: --overwrite)")
+@click.option("--format", "fmt", default="onnx", show_default=True, type=click.Choice(["onnx"]))
+@click.option("--quantize", type=click.Choice(["int8"]), help="also write model.int8.onnx (ONNX Runtime dynamic "
+              "INT8) and count the rows on which it predicts what torch predicts")
+@click.option("--check-file", type=click.Path(exists=True, dir_okay=False),
+              help="rows to check the export on (any reader, e.g. the test split from `dataprep save`); default: "
+              "50 texts sampled from the tokenizer's vocabulary")
+@click.option("--tolerance", default=1e-4, show_default=True,
+              help="fp32 check: every ONNX logit within T + T x |torch| of the merged torch model's")
+@click.option("--overwrite", is_flag=True, help="replace an earlier export in OUTPUT")
+@_adapter_options
+@_one_line
+def export_cmd(adapter, output, fmt, quantize, check_file, tolerance, overwrite, reader, read_settings, settings,
+               base, batch_size):
+    """Merge ADAPTER (seq_cls or token_cls) into its base and export it to ONNX with dynamic batch and
+    sequence axes, optionally quantized to INT8; checked against torch before anything is written."""
+    from dataprep.export import export, summary
+    rows = None
+    if check_file:
+        from dataprep.predict import read_prepared
+        rows, _ = read_prepared(check_file, reader, _pairs(read_settings), _pairs(settings))
+    _console()
+    check = export(adapter, output, fmt, quantize, rows, check_file, base, batch_size, tolerance, tolerance,
+                   overwrite)
+    click.echo("\n".join(summary(check, output)))
 
 
 @main.command("path")
