@@ -9,8 +9,10 @@ from testkit import cls_table, write_jsonl
 
 from dataprep import exact_dedup
 from dataprep.dag import parse_pipeline
+from dataprep.registry import get
 from dataprep.runner import Runner
 from dataprep.schema import BIO
+from dataprep.stages import text as T
 
 
 def ids(table: pa.Table) -> list[str]:
@@ -54,6 +56,29 @@ def test_each_fold_option_merges_its_variants_only(fold, same, different):
     out = exact_dedup.run(cls_table([*same, different]), fold=[fold])
     assert ids(out.kept) == ["t:1", f"t:{len(same) + 1}"]
     assert rejected(out) == [(f"t:{i}", "duplicate_of:t:1") for i in range(2, len(same) + 1)]
+
+
+@pytest.mark.parametrize("text, folded", [
+    ("房间 很好 ， 服务 不错 。", "房间很好，服务不错。"),   # spaces between CJK characters and around CJK punctuation
+    ("好 , 服 , 务 ! 棒", "好,服,务!棒"),                   # ASCII punctuation beside CJK (normalize's halfwidth)
+    ("「 你好 」 他说", "「你好」他说"),
+    ("good  food , really", "good food , really"),       # between Latin words and their punctuation: one space
+    ("我用 iPhone 很好", "我用 iPhone 很好"),              # a CJK character beside a Latin word or a digit: kept
+    ("价格 300 元", "价格 300 元"),
+    ("\u3000 你 \t好 \r\n", "你好"),
+])
+def test_whitespace_fold_is_cjk_aware(text, folded):
+    assert T.fold_whitespace(pa.array([text])).to_pylist() == [folded]
+
+
+def test_near_copies_spaced_around_chinese_punctuation_are_duplicates():
+    out = exact_dedup.run(cls_table(["房间很好，服务不错。", "房间很好 ， 服务不错 。", "房间 很好，服务 不错。",
+                                     "I like it", "Ilikeit", "I  like it"]), fold=["whitespace"])
+    assert rejected(out) == [("t:2", "duplicate_of:t:1"), ("t:3", "duplicate_of:t:1"), ("t:6", "duplicate_of:t:4")]
+
+
+def test_exact_dedup_version_moved_with_the_fold():
+    assert get("exact_dedup").version == 2  # the CJK-aware fold changes which rows are copies: new keys
 
 
 def test_folds_combine_and_the_kept_row_keeps_its_original_text():

@@ -54,6 +54,13 @@ def test_crlf_tabs_and_ideographic_spaces_fold_to_single_spaces():
     assert texts(normalize(table)) == ["a b", "a b", "a b", "a b c", "好 吃"]
 
 
+def test_cjk_whitespace_removes_spaces_between_cjk_and_is_off_by_default():
+    table = cls_table(["房间 很好 ， 服务 不错 。", "good  food , really", "我用 iPhone 很好"])
+    assert texts(normalize(table)) == ["房间 很好 , 服务 不错 。", "good food , really", "我用 iPhone 很好"]
+    assert texts(normalize(table, cjk_whitespace=True)) == ["房间很好,服务不错。", "good food , really",
+                                                            "我用 iPhone 很好"]
+
+
 def test_crlf_folds_to_a_space_also_without_nfkc():
     assert texts(normalize(cls_table(["a\r\nb\u3000c"]), nfkc=False)) == ["a b c"]
 

@@ -21,8 +21,9 @@ Fold = Literal["whitespace", "case", "nfkc", "halfwidth"]
 
 @dataclass(frozen=True)
 class DedupParams:
-    fold: list[Fold] = param(factory=list, help="fold the key before hashing: whitespace, case, nfkc, "
-                             "halfwidth; [] compares the text exactly")
+    fold: list[Fold] = param(factory=list, help="fold the key before hashing: whitespace (runs to one space, "
+                             "none between CJK characters or beside CJK punctuation), case, nfkc, halfwidth; [] "
+                             "compares the text exactly")
     bits: Literal[64, 128] = param(64, "xxh3 hash width; 64 bits is safe to ~100M rows (collision odds "
                                    "~n²/2⁶⁵), 128 beyond")
     conflicts: Literal["drop_all", "keep_majority", "keep_first"] = param(
@@ -73,7 +74,9 @@ def _no_null_items(lists: pa.ChunkedArray) -> pa.Array:
     return pa.ListArray.from_arrays(lists.offsets, pc.fill_null(lists.values, ""), mask=lists.is_null())
 
 
-@stage("exact_dedup", version=1, kind="global", params=DedupParams, consumes=("cls", "bio"))
+# version 2: the whitespace fold became CJK-aware (the space between CJK characters and beside CJK punctuation
+# goes, text.fold_whitespace), so near-copies spaced around Chinese punctuation now share a key.
+@stage("exact_dedup", version=2, kind="global", params=DedupParams, consumes=("cls", "bio"))
 class ExactDedup:
     """Keep the first row of every group of rows with the same key; for `bio` rows the key is the token sequence.
 

@@ -19,19 +19,23 @@ class NormalizeParams:
     label_map: dict[str | int, str] | None = param(None, "rename labels, e.g. {0: negative, 1: positive}")
     strict_labels: bool = param(False, "with label_map: reject labels the map does not name")
     detect_lang: bool = param(True, "fill a missing `lang` from the script of the text (zh, ja, ko, en, und)")
+    cjk_whitespace: bool = param(False, "also remove the space between two CJK characters or a CJK character and "
+                                 "punctuation (`房间 很好 ，` -> `房间很好,`), as exact_dedup's whitespace fold does; "
+                                 "spaces between Latin words and beside digits stay")
 
 
 @stage("normalize", version=2, kind="map", params=NormalizeParams, consumes=("cls",))
 def normalize(table: pa.Table, p: NormalizeParams) -> Outcome:
     """Normalize text and labels: BOM and control characters removed, HTML entities unescaped, NFKC,
-    full-width ASCII to half-width, whitespace and CRLF folded to single spaces; labels trimmed and mapped.
+    full-width ASCII to half-width, whitespace and CRLF folded to single spaces (with cjk_whitespace, removed
+    between CJK characters and next to CJK punctuation); labels trimmed and mapped.
 
     Drop reasons: `empty_text` (nothing left after normalization), `missing_label` (null or blank),
     `unknown_label:<label>` (strict_labels and the label is not in label_map).
     """
     original = table
     text = clean_text(table.column("text").combine_chunks(), p)
-    label = map_labels(T.fold_whitespace(T.strip_control(table.column("label").combine_chunks())), p.label_map)
+    label = map_labels(T.collapse_whitespace(T.strip_control(table.column("label").combine_chunks())), p.label_map)
     table = table.set_column(table.column_names.index("text"), "text", text)
     table = table.set_column(table.column_names.index("label"), "label", label)
     if p.detect_lang:
@@ -48,7 +52,7 @@ def clean_text(text: pa.Array, p: NormalizeParams) -> pa.Array:
         text = T.nfkc(text)
     if p.halfwidth:
         text = T.halfwidth(text)
-    return T.fold_whitespace(text)
+    return T.fold_whitespace(text) if p.cjk_whitespace else T.collapse_whitespace(text)
 
 
 def map_labels(label: pa.Array, label_map: dict | None) -> pa.Array:

@@ -14,9 +14,29 @@ FULLWIDTH = r"[\x{FF01}-\x{FF5E}\x{3000}]"
 _HALFWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
-def fold_whitespace(arr: pa.Array) -> pa.Array:
+# Characters of scripts written without spaces between words, and the punctuation of those scripts: CJK
+# symbols and punctuation (、。「」【】), full-width forms (，！？), vertical and small form variants.
+CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\x{3000}-\x{303F}\x{FE10}-\x{FE1F}\x{FE30}-\x{FE6F}\x{FF00}-\x{FFEF}"
+# One space (runs are already folded) between a CJK character and a CJK character or any punctuation, either
+# way round. Any punctuation, not only CJK's: normalize's halfwidth step has already turned `，` into `,`.
+_CJK_SPACE = rf"([{CJK}]) ([{CJK}\p{{P}}])|(\p{{P}}) ([{CJK}])"
+
+
+def collapse_whitespace(arr: pa.Array) -> pa.Array:
     """Runs of whitespace (CRLF, tabs, ideographic spaces) become one space; ends are trimmed."""
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, WHITESPACE, " "))
+
+
+def fold_whitespace(arr: pa.Array) -> pa.Array:
+    """collapse_whitespace, then the space between two CJK characters, or between a CJK character and
+    punctuation, goes: `房间 很好 ， 服务` -> `房间很好,服务` style near-copies meet; spaces between Latin
+    words, and between a CJK character and a Latin word or a digit (`iPhone 很好`, `300 元`), stay."""
+    folded = collapse_whitespace(arr)
+    # RE2 has no lookaround, so a match consumes the character after the space, and `好 ， 服` loses only its
+    # first space in one pass; the spaces a pass skips are never next to each other, so a second pass ends it.
+    for _ in range(2):
+        folded = pc.replace_substring_regex(folded, _CJK_SPACE, r"\1\3\2\4")
+    return folded
 
 
 def strip_control(arr: pa.Array) -> pa.Array:
