@@ -96,6 +96,73 @@ def test_bucket_cuts_move_the_buckets():
     assert sorted(set(reasons(out).values())) == ["ppl_bucket:middle", "ppl_bucket:tail"]
 
 
+# --- the robust threshold: median + k·MAD of log(ppl) ---
+
+def mad_bounds(values, k):
+    logs = np.log(values)
+    median = np.median(logs)
+    mad = 1.4826 * np.median(np.abs(logs - median))
+    return np.exp(median + k * mad), np.exp(median - k * mad)
+
+
+def test_max_mad_matches_numpy_median_and_scaled_mad_of_log_ppl():
+    values = np.random.default_rng(9).lognormal(3, 0.5, 400)
+    out = ppl_filter.run(scored(values.tolist()), max_mad=2)
+    upper, _ = mad_bounds(values, 2)
+    assert kept_ppl(out) == values[values <= upper].tolist()
+    assert set(reasons(out).values()) == {f"ppl_above_mad2:{sig4(upper)}"}
+
+
+def test_min_mad_drops_the_suspiciously_fluent_tail():
+    values = np.append(np.random.default_rng(2).lognormal(3, 0.5, 300), [1.05, 1.1, 1.2])  # `好好好好...`
+    out = ppl_filter.run(scored(values.tolist()), min_mad=2.5)
+    _, lower = mad_bounds(values, 2.5)
+    assert set(reasons(out)) == {"t:301", "t:302", "t:303"} and np.count_nonzero(values < lower) == 3
+    assert set(reasons(out).values()) == {f"ppl_below_mad2.5:{sig4(lower)}"}
+
+
+def test_the_robust_cut_adapts_where_a_percentile_cannot():
+    # A clean corpus loses 3% to p97 and next to nothing to median + 3.5 MAD (a normal tail beyond 3.5 sigma:
+    # 0.02%); with 8% garbage planted, p97 still drops 3% and misses most of it, while the MAD cut, hardly moved
+    # by the garbage, drops the garbage.
+    rng = np.random.default_rng(1)
+    clean = np.exp(rng.normal(4, 0.4, 1000))
+    garbage = np.exp(rng.normal(8, 0.5, 87))
+    assert ppl_filter.run(scored(clean.tolist()), max_mad=3.5).rejected.num_rows <= 2
+    assert ppl_filter.run(scored(clean.tolist()), max_percentile=97).rejected.num_rows == 30
+    mixed = scored(np.concatenate([clean, garbage]).tolist())
+    by_mad = set(reasons(ppl_filter.run(mixed, max_mad=3.5)))
+    assert {f"t:{i}" for i in range(1001, 1088)} <= by_mad and len(by_mad) <= 87 + 2
+    assert len(set(reasons(ppl_filter.run(mixed, max_percentile=97)))) == 33
+
+
+def test_mad_thresholds_are_per_group_and_in_thresholds():
+    values = [10.0, 11.0, 12.0, 13.0, 14.0, 1000.0] * 2
+    table = scored(values, ["a"] * 6 + ["b"] * 6, langs=["zh"] * 6 + ["en"] * 6)
+    state = ppl_filter.impl(PplFilterParams(max_mad=3.5, per="lang"))
+    state.fit([table])
+    assert set(state.thresholds) == {"zh", "en"}
+    assert state.thresholds["zh"]["median"] == pytest.approx(math.sqrt(12 * 13))  # the median of the logs
+    assert state.thresholds["zh"]["above_mad3.5"] == pytest.approx(mad_bounds(np.array(values[:6]), 3.5)[0])
+    assert set(reasons(state.apply(table))) == {"t:6", "t:12"}
+
+
+def test_a_zero_mad_falls_back_to_the_mean_absolute_deviation():
+    # more than half the scores equal: the MAD is 0, and a cut at the median itself would drop 40% of rows
+    values = [20.0] * 6 + [21.0, 22.0, 23.0, 5000.0]
+    out = ppl_filter.run(scored(values), max_mad=3.5)
+    assert set(reasons(out)) == {"t:10"}
+
+
+def test_mad_takes_its_place_in_the_precedence():
+    values = ELEVEN + [1e6]
+    out = ppl_filter.run(scored(values), max_ppl=1e5, max_percentile=90, max_mad=3.5)
+    assert reasons(out)["t:12"] == "ppl_above:100000"            # absolute bounds first
+    out = ppl_filter.run(scored(values), max_percentile=90, max_mad=3.5)
+    assert reasons(out)["t:12"].startswith("ppl_above_p90:")     # then the percentile, then the MAD bound
+    assert reasons(ppl_filter.run(scored(values), max_mad=3.5))["t:12"].startswith("ppl_above_mad3.5:")
+
+
 # --- combinations and precedence: unscored, absolute, percentile, bucket ---
 
 def test_when_several_criteria_drop_a_row_the_first_in_precedence_names_it():
@@ -236,6 +303,8 @@ def test_many_batches_give_the_same_result_as_one():
     ({"keep": ["head"], "bucket_cuts": [30, 100]}, "with", "bucket_cuts"),
     ({"keep": ["head"], "bucket_cuts": [30]}, "with", "bucket_cuts"),
     ({"max_ppl": 10, "per": "label"}, "with", "only applies to percentiles"),
+    ({"max_mad": 0}, "with", "max_mad must be a finite number above 0"),
+    ({"min_mad": -2}, "with", "min_mad must be a finite number above 0"),
     ({"keep": ["body"]}, "with.keep", "expected"),
     ({"per": "source", "max_percentile": 90}, "with.per", "expected"),
     ({"max_pct": 90}, "with.max_pct", "unknown parameter"),

@@ -1,8 +1,16 @@
-"""ppl_filter: drop rows by the `ppl` column that `ppl_score` adds — absolute bounds, a percentile, cc_net buckets.
+"""ppl_filter: drop rows by the `ppl` column that `ppl_score` adds — absolute bounds, a percentile, cc_net buckets,
+or a robust threshold (median + k·MAD of log-perplexity).
 
-Scoring and filtering are separate nodes so that a new threshold reruns only this cheap one. Percentiles need
-every row first, so the stage is `global`: `fit` reads the scores (8 bytes + a 4-byte group code a row, and only
-when a percentile criterion is set), resolves the thresholds, and `apply` judges each batch against them.
+Scoring and filtering are separate nodes so that a new threshold reruns only this cheap one. Percentiles and
+medians need every row first, so the stage is `global`: `fit` reads the scores (8 bytes + a 4-byte group code a
+row, and only when a percentile or MAD criterion is set), resolves the thresholds, and `apply` judges each batch
+against them.
+
+Why a robust threshold: a percentile drops the same share of every corpus, garbage or none (97 drops 3% of a
+clean corpus, and only 3% of one that is 10% garbage). Log-perplexity of fluent text is roughly normal; a cut at
+median + k·MAD (MAD scaled by 1.4826 so that k counts standard deviations of a normal) adapts to the corpus and
+model, drops little when there is nothing to drop, and is not dragged by the garbage it is looking for (the
+median and MAD of a sample stay put until half of it is contaminated; a mean and standard deviation do not).
 """
 from __future__ import annotations
 
@@ -22,8 +30,9 @@ from dataprep.registry import SplitScoped, param, stage
 Bucket = Literal["head", "middle", "tail"]
 BUCKETS = ("head", "middle", "tail")
 PER_COLUMN = {"label": "label", "lang": "lang"}
-# Per-row decision codes, in order of precedence; the percentile and bucket codes are offsets (see _reasons).
+# Per-row decision codes, in order of precedence; the per-group and bucket codes follow (see _blocks).
 KEEP, UNSCORED, ABOVE, BELOW, PERCENTILE = 0, 1, 2, 3, 4
+MAD_SCALE = 1.4826  # 1 / Φ⁻¹(3/4): the MAD of a normal sample, times this, estimates its standard deviation
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,10 @@ class PplFilterParams(SplitScoped):
     min_ppl: float | None = param(None, "drop rows whose ppl is below this value (suspiciously fluent: "
                                   "boilerplate, repeated lines)")
     max_percentile: float | None = param(None, "in (0, 100]: drop rows whose ppl is above this percentile of ppl")
+    max_mad: float | None = param(None, "k > 0: drop rows whose log(ppl) is above median + k·MAD of log(ppl) "
+                                  "(MAD x1.4826: k counts standard deviations; 3.5 is Iglewicz & Hoaglin's cut)")
+    min_mad: float | None = param(None, "k > 0: drop rows whose log(ppl) is below median - k·MAD (repetitive, "
+                                  "boilerplate text an LM finds too easy)")
     keep: list[Bucket] | None = param(None, "cc_net buckets to keep, cut by `bucket_cuts`: head < p30 <= "
                                       "middle < p60 <= tail; e.g. [head, middle] drops the tail")
     bucket_cuts: list[float] = param(factory=lambda: [30.0, 60.0],
@@ -42,8 +55,10 @@ class PplFilterParams(SplitScoped):
                                 "them); if false they are kept and no other criterion judges them")
 
     def __post_init__(self):
-        if self.max_ppl is None and self.min_ppl is None and self.max_percentile is None and self.keep is None:
-            raise ValueError("give at least one criterion: max_ppl, min_ppl, max_percentile or keep")
+        if all(getattr(self, name) is None for name in ("max_ppl", "min_ppl", "max_percentile", "keep", "max_mad",
+                                                        "min_mad")):
+            raise ValueError("give at least one criterion: max_ppl, min_ppl, max_percentile, max_mad, min_mad or "
+                             "keep")
         for name in ("max_ppl", "min_ppl"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
@@ -52,14 +67,28 @@ class PplFilterParams(SplitScoped):
             raise ValueError(f"min_ppl must be below max_ppl, got {self.min_ppl} and {self.max_ppl}")
         if self.max_percentile is not None and not 0 < self.max_percentile <= 100:
             raise ValueError(f"max_percentile must be in (0, 100], got {self.max_percentile}")
+        for name in ("max_mad", "min_mad"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number above 0 (a count of MADs), got {value}")
         if self.keep is not None:
             if not self.keep or not set(self.keep) <= set(BUCKETS) or len(set(self.keep)) != len(self.keep):
                 raise ValueError(f"keep must list some of {', '.join(BUCKETS)}, each once, got {self.keep}")
         cuts = list(self.bucket_cuts)
         if len(cuts) != 2 or not 0 < cuts[0] < cuts[1] < 100:
             raise ValueError(f"bucket_cuts must be two increasing percentiles in (0, 100), got {cuts}")
-        if self.per != "all" and self.max_percentile is None and self.keep is None:
-            raise ValueError(f"per={self.per!r} only applies to percentiles: set max_percentile or keep")
+        if self.per != "all" and not self.needs_fit:
+            raise ValueError(f"per={self.per!r} only applies to percentiles and MAD thresholds: set max_percentile, "
+                             "keep, max_mad or min_mad")
+
+    @property
+    def robust(self) -> bool:
+        return self.max_mad is not None or self.min_mad is not None
+
+    @property
+    def needs_fit(self) -> bool:
+        """Whether thresholds come from the data (percentiles, medians): `fit` must read every row."""
+        return bool(self.percentiles) or self.robust
 
     @property
     def percentiles(self) -> list[float]:
@@ -110,6 +139,24 @@ def group_percentiles(values: np.ndarray, codes: np.ndarray, n_groups: int, qs: 
     return out
 
 
+def group_robust(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, 2): median and scaled MAD of log(ppl) over each group's finite positive values; NaN for a
+    group with none. When more than half of a group is one value its MAD is 0: the mean absolute deviation
+    (x1.2533, its normal-consistent scale) stands in, as in Iglewicz & Hoaglin's modified z-score."""
+    ok = np.isfinite(values) & (values > 0)
+    logs, codes = np.log(values[ok]), codes[ok]
+    out = np.full((n_groups, 2), np.nan)
+    for g in range(n_groups):
+        members = logs[codes == g]
+        if len(members):
+            median = np.median(members)
+            spread = MAD_SCALE * np.median(np.abs(members - median))
+            if spread == 0:
+                spread = 1.2533 * np.mean(np.abs(members - median))
+            out[g] = median, spread
+    return out
+
+
 def exact(x: float) -> str:
     """A number as the user wrote it: 500 (not 500.0), 2.5, 99.5."""
     return np.format_float_positional(float(x), trim="-")
@@ -130,6 +177,8 @@ class PplFilter:
       `ppl_above:<max_ppl>`        ppl > max_ppl
       `ppl_below:<min_ppl>`        ppl < min_ppl
       `ppl_above_p<q>:<thr>`       ppl > the q-th percentile of its group (thr to 4 significant digits)
+      `ppl_above_mad<k>:<thr>`     log(ppl) > median + k·MAD of its group's log(ppl) (thr: that bound as a ppl)
+      `ppl_below_mad<k>:<thr>`     log(ppl) < median - k·MAD
       `ppl_bucket:<bucket>`        the row's cc_net bucket (head < p30 <= middle < p60 <= tail) is not in `keep`
     A row equal to a cut belongs to the upper bucket, as in cc_net: in a group whose scores are all equal every
     row is `tail`.
@@ -143,33 +192,64 @@ class PplFilter:
         self.p = params
         self.vocab: dict = {}
         self.cuts = np.empty((0, len(params.percentiles)))  # (groups, percentiles), filled by fit
+        self.spread = np.empty((0, 2))                      # (groups, [median, MAD]) of log(ppl), filled by fit
 
     def fit(self, tables: Iterable[pa.Table]) -> None:
-        if not self.p.percentiles:  # absolute bounds only: nothing to learn, so the input is not read twice
+        if not self.p.needs_fit:  # absolute bounds only: nothing to learn, so the input is not read twice
             return
         values, codes = [], []
         for table in tables:
             values.append(ppl_values(table))
             codes.append(group_codes(table, self.p.per, self.vocab))
-        self.cuts = group_percentiles(np.concatenate(values) if values else np.empty(0),
-                                      np.concatenate(codes) if codes else np.empty(0, np.int32),
-                                      max(len(self.vocab), 1), self.p.percentiles)
+        v = np.concatenate(values) if values else np.empty(0)
+        g = np.concatenate(codes) if codes else np.empty(0, np.int32)
+        n_groups = max(len(self.vocab), 1)
+        self.cuts = group_percentiles(v, g, n_groups, self.p.percentiles)
+        if self.p.robust:
+            self.spread = group_robust(v, g, n_groups)
+
+    @property
+    def groups(self) -> list:
+        return list(self.vocab) if self.p.per != "all" else ["all"]
 
     @property
     def thresholds(self) -> dict:
-        """{group: {"p95": value, "p30": ..., "p60": ...}}; the group is "all" unless `per` is set."""
-        if not self.p.percentiles:
+        """{group: {"p95": value, "p30": ..., "p60": ..., "median": ..., "above_mad3.5": ...}}, as ppl values;
+        the group is "all" unless `per` is set."""
+        if not self.p.needs_fit:
             return {}
-        groups = list(self.vocab) if self.p.per != "all" else ["all"]
         names = [f"p{exact(q)}" for q in self.p.percentiles]
-        return {g: dict(zip(names, self.cuts[i].tolist())) for i, g in enumerate(groups)}
+        out = {g: dict(zip(names, self.cuts[i].tolist())) for i, g in enumerate(self.groups)}
+        if self.p.robust:
+            for i, g in enumerate(self.groups):
+                out[g]["median"] = float(np.exp(self.spread[i, 0]))
+                if self.p.max_mad is not None:
+                    out[g][f"above_mad{exact(self.p.max_mad)}"] = float(self.upper[i])
+                if self.p.min_mad is not None:
+                    out[g][f"below_mad{exact(self.p.min_mad)}"] = float(self.lower[i])
+        return out
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Per group: exp(median + k·MAD) of log(ppl), the robust upper bound as a ppl."""
+        return np.exp(self.spread[:, 0] + self.p.max_mad * self.spread[:, 1])
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.exp(self.spread[:, 0] - self.p.min_mad * self.spread[:, 1])
 
     def apply(self, table: pa.Table) -> Outcome:
         v = ppl_values(table)
         code, bucket = self.decide(v, group_codes(table, self.p.per, self.vocab, grow=False))
-        outcome = Outcome.split(table, pc.take(pa.array(self._reasons(), pa.string()), pa.array(code)))
+        outcome = Outcome.split(table, pc.take(pa.array(self.reasons(), pa.string()), pa.array(code)))
         outcome.notes = self._notes(code == KEEP, np.isfinite(v), bucket)
         return outcome
+
+    def judge(self, table: pa.Table) -> tuple[np.ndarray, list[str | None]]:
+        """For a consumer that combines this verdict with others (quality_filter): each row's decision code
+        (KEEP = 0) and the reason of each code."""
+        code, _ = self.decide(ppl_values(table), group_codes(table, self.p.per, self.vocab, grow=False))
+        return code, self.reasons()
 
     def decide(self, v: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """A decision code per row (KEEP or the reason's index in `_reasons`) and, when buckets are used, each
@@ -178,14 +258,21 @@ class PplFilter:
         code = np.full(len(v), KEEP, np.int32)
         # From the last criterion in precedence to the first: a row that several criteria drop ends up with the
         # code of the first one, which overwrites the others.
-        bucket = None
+        bucket, start = None, self._blocks()
         if self.p.keep is not None:
             bucket = np.where(v < self.cuts[g, -2], 0, np.where(v < self.cuts[g, -1], 1, 2))
             out = scored & ~np.isin(bucket, [BUCKETS.index(b) for b in self.p.keep])
-            code[out] = self._bucket_code + bucket[out]
+            code[out] = start["bucket"] + bucket[out]
+        # One reason per group for the data-driven bounds: each names its own threshold.
+        if self.p.min_mad is not None:
+            out = scored & (v < self.lower[g])
+            code[out] = start["below_mad"] + g[out]
+        if self.p.max_mad is not None:
+            out = scored & (v > self.upper[g])
+            code[out] = start["above_mad"] + g[out]
         if self.p.max_percentile is not None:
             out = scored & (v > self.cuts[g, 0])
-            code[out] = PERCENTILE + g[out]  # one reason per group: each names its own threshold
+            code[out] = start["percentile"] + g[out]
         if self.p.min_ppl is not None:
             code[scored & (v < self.p.min_ppl)] = BELOW
         if self.p.max_ppl is not None:
@@ -194,19 +281,32 @@ class PplFilter:
             code[~scored] = UNSCORED
         return code, bucket
 
-    @property
-    def _bucket_code(self) -> int:
-        """Bucket codes follow the per-group percentile codes."""
-        return PERCENTILE + (len(self.cuts) if self.p.max_percentile is not None else 0)
+    def _per_group_reasons(self) -> dict[str, list[str]]:
+        """The reasons of the per-group blocks, in code order: one per group for each bound that is set."""
+        p, blocks = self.p, {}
+        if p.max_percentile is not None:
+            blocks["percentile"] = [f"ppl_above_p{exact(p.max_percentile)}:{sig4(t)}" for t in self.cuts[:, 0]]
+        if p.max_mad is not None:
+            blocks["above_mad"] = [f"ppl_above_mad{exact(p.max_mad)}:{sig4(t)}" for t in self.upper]
+        if p.min_mad is not None:
+            blocks["below_mad"] = [f"ppl_below_mad{exact(p.min_mad)}:{sig4(t)}" for t in self.lower]
+        return blocks
 
-    def _reasons(self) -> list[str | None]:
+    def _blocks(self) -> dict[str, int]:
+        """The first code of each block: the per-group ones from PERCENTILE on, then the three buckets."""
+        start, at = {}, PERCENTILE
+        for name, reasons in self._per_group_reasons().items():
+            start[name], at = at, at + len(reasons)
+        start["bucket"] = at
+        return start
+
+    def reasons(self) -> list[str | None]:
         """The reason of each decision code (None: kept); only a handful of strings, whatever the batch size."""
         p = self.p
         fixed = [None, "ppl_unscored", f"ppl_above:{exact(p.max_ppl)}" if p.max_ppl is not None else None,
                  f"ppl_below:{exact(p.min_ppl)}" if p.min_ppl is not None else None]
-        percentile = [f"ppl_above_p{exact(p.max_percentile)}:{sig4(t)}" for t in self.cuts[:, 0]] \
-            if p.max_percentile is not None else []
-        return fixed + percentile + [f"ppl_bucket:{b}" for b in BUCKETS]
+        per_group = [r for reasons in self._per_group_reasons().values() for r in reasons]
+        return fixed + per_group + [f"ppl_bucket:{b}" for b in BUCKETS]
 
     def _notes(self, kept: np.ndarray, scored: np.ndarray, bucket: np.ndarray | None) -> dict[str, int]:
         notes = {}
