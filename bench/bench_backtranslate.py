@@ -20,7 +20,7 @@ N_TEXTS = 300
 
 
 def run() -> list[Result]:
-    from dataprep.registry import get
+    from dataprep.catalog import get
     from dataprep.stages.backtranslate import BacktranslateParams, fold, judge
 
     texts = review_texts(N_TEXTS)

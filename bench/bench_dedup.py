@@ -74,7 +74,7 @@ def measure(args: list[str]) -> dict:
     return {"s": child.seconds, "rss_mb": child.rss_mb}
 
 
-def corpus(path: Path = ROOT / "bench" / "out" / "dedup_1m.jsonl") -> Path:
+def corpus(path: Path = ROOT / "bench" / "out" / "dedup_1m.jsonl", docs: int = DOCS) -> Path:
     """Generated once and reused: ~250-byte English-like docs, 10% exact copies of earlier docs."""
     if path.exists():
         return path
@@ -83,13 +83,13 @@ def corpus(path: Path = ROOT / "bench" / "out" / "dedup_1m.jsonl") -> Path:
     words = [w for w in "the a service room was very good bad slow fast clean dirty staff food price value "
              "friendly noisy quiet location breakfast would stay again never recommend hotel phone battery "
              "screen delivery late early package broken perfect cheap expensive".split()]
-    docs: list[tuple[str, str]] = []
+    kept: list[tuple[str, str]] = []
     with open(path, "w", encoding="utf-8") as f:
-        for i in range(DOCS):
-            if docs and rng.random() < DUP_SHARE:
-                text, label = docs[rng.randrange(len(docs))]  # an exact copy: same text, same label
+        for i in range(docs):
+            if kept and rng.random() < DUP_SHARE:
+                text, label = kept[rng.randrange(len(kept))]  # an exact copy: same text, same label
             else:
                 text, label = " ".join(rng.choice(words) for _ in range(40))[:240], rng.choice("ab")
-                docs.append((text, label))
+                kept.append((text, label))
             f.write(json.dumps({"id": f"d{i:07d}", "text": text, "label": label}) + "\n")
     return path

@@ -474,6 +474,11 @@ def report(parts, results, truth, families, families_wm, thresholds, fold_rows) 
     print("Measured by `.venv/bin/python bench/quality_eval.py > bench/QUALITY.md` (deterministic: seeded "
           "corpus, step-budgeted models, one thread). Every filter runs at its shipped defaults; the robust "
           f"perplexity cut is median + {MAD_K}·MAD (Iglewicz & Hoaglin), not fitted to any part.\n")
+    print("History: a first run counted every non-letter character in special_frac. 42 of the 124 clean waimai "
+          "rows the heuristics dropped then were short reviews ending in `......` or `!!!!!!` (NFKC turns `……` "
+          "into `......`), so special_frac now counts a run of one repeated non-letter once. That change was "
+          "made after looking at waimai's (and the held-out half's) lost rows: neither is untouched any more for "
+          "that statistic.\n")
     print("## Corpora\n")
     print(f"Real reviews with garbage planted at {pct(RATE)}, five kinds in turn ({', '.join(KINDS)}); lengths "
           "follow the corpus' own. ChnSentiCorp hotel reviews (`zh_chnsenticorp_htl`) are shuffled and cut in "

@@ -44,7 +44,7 @@ def __getattr__(name: str):
     if name in ("ConfigError", "SchemaError", "LedgerError"):
         from dataprep import errors
         return getattr(errors, name)
-    from dataprep.registry import all_stages
+    from dataprep.catalog import all_stages
     stages = all_stages()
     if name in stages:
         return stages[name]
@@ -53,5 +53,5 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     """The module's names and every registered stage (importing the stages: only dir() and completion pay)."""
-    from dataprep.registry import all_stages
+    from dataprep.catalog import all_stages
     return sorted((set(globals()) - {"annotations"}) | set(__all__) | set(all_stages()))

@@ -18,11 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataprep.cache import pipeline_lock, read_part
+from dataprep.catalog import all_stages
 from dataprep.dag import parse_pipeline
 from dataprep.errors import ConfigError
 from dataprep.io import reader_for, write_table
 from dataprep.predict import PREPARE
-from dataprep.registry import all_stages
 from dataprep.runner import Runner
 
 

@@ -37,7 +37,10 @@ import pyarrow.parquet as pq
 import xxhash
 
 from dataprep.errors import CacheError, brief
+from dataprep.outcome import Outcome
+from dataprep.overlap import Behind
 from dataprep.registry import key_params, model_ref_fields
+from dataprep.schema import REJECTS, conform
 
 MANIFEST = "manifest.json"
 STATS = "stats.json"
@@ -331,9 +334,12 @@ class NodeCache:
         scratch.mkdir()
         return scratch
 
-    def commit(self, scratch: Path, manifest: dict) -> None:
-        """Describe every file (size, xxh3-128) and make it durable, write the manifest last, then move the
-        directory into place: after a crash at any point the entry is absent or complete, never half there."""
+    def commit(self, scratch: Path, manifest: dict, stats: dict | None = None) -> None:
+        """Write `stats` (measured: time, rows/s) beside the outputs, describe every file (size, xxh3-128) and
+        make it durable, write the manifest last, then move the directory into place: after a crash at any
+        point the entry is absent or complete, never half there."""
+        if stats is not None:
+            (scratch / STATS).write_text(json.dumps(stats, indent=2))
         doc = {**manifest, "key": self.key, "format": FORMAT, "files": _describe(scratch)}
         tmp = scratch / (MANIFEST + ".tmp")
         _write_durably(tmp, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False).encode())
@@ -549,3 +555,67 @@ def iter_part(path: Path, batch_rows: int) -> Iterator[pa.Table]:
         return
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
         yield pa.Table.from_batches([batch])
+
+
+class PartWriter:
+    """Writes a node's output rows to `part-NNNNN.<format>` files and its rejects to `rejects.<format>`, on a
+    background thread so that encoding and compression overlap the stage's work on the next batch."""
+
+    def __init__(self, directory: Path, kind: str, rows_per_part: int, part_format: str = "parquet"):
+        self.dir, self.kind, self.rows_per_part = directory, kind, rows_per_part
+        self.suffix = PART_FORMATS[part_format]
+        self.parts: list[str] = []
+        self.rows = self.rejects = 0
+        self._part, self._schema = None, None
+        self._part_rows = 0
+        self._rejects = part_writer(directory / f"rejects{self.suffix}", REJECTS)
+        self._behind = Behind()
+
+    def write(self, outcome: Outcome) -> None:
+        self._behind.submit(self._write, outcome)
+
+    def _write(self, outcome: Outcome) -> None:
+        table = outcome.output()
+        if table.num_rows:
+            self._write_rows(conform(table, self.kind))
+        if outcome.rejected.num_rows:
+            self._rejects.write_table(outcome.rejected)
+            self.rejects += outcome.rejected.num_rows
+
+    def _write_rows(self, table: pa.Table) -> None:
+        if self._part is not None and (self._part_rows >= self.rows_per_part
+                                       or not self._schema.equals(table.schema)):
+            self._close_part()
+        if self._part is None:
+            self.parts.append(f"part-{len(self.parts):05d}{self.suffix}")
+            self._part, self._schema = part_writer(self.dir / self.parts[-1], table.schema), table.schema
+        self._part.write_table(table)
+        self._part_rows += table.num_rows
+        self.rows += table.num_rows
+
+    def _close_part(self) -> None:
+        self._part.close()
+        self._part, self._part_rows = None, 0
+
+    def close(self) -> None:
+        """Finish every pending write and close the files; the counts are final after this. A write that
+        failed on the writer thread raises here (or in a later `write`), not where its batch was handed over."""
+        try:
+            self._behind.drain()
+        finally:
+            self._close_files()
+
+    def abort(self) -> None:
+        """The stage failed: stop writing and close the files (the scratch directory is discarded). The
+        stage's own error is the one worth reporting, so failures here are swallowed."""
+        with suppress(Exception):
+            self._behind.drain()
+        with suppress(Exception):
+            self._close_files()
+
+    def _close_files(self) -> None:
+        try:
+            if self._part is not None:
+                self._close_part()
+        finally:
+            self._rejects.close()

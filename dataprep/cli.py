@@ -36,11 +36,15 @@ def _load(pipeline_path: str):
         raise click.ClickException(message if named else f"{pipeline_path}: {message}") from None
 
 
-def _runner(pipeline_path: str, cache_dir: str, show_progress: bool = False):
-    from dataprep.runner import Runner
+def _runner(pipeline_path: str, cache_dir: str, show_progress: bool = False, backend: str | None = None,
+            address: str | None = None):
+    """The pipeline's runner: on `backend` (else the pipeline's `defaults.backend`, else local)."""
+    from dataprep.backends import runner_for
     progress = _TerminalProgress() if show_progress else None
     kwargs = {"progress": progress} if progress else {}
-    return Runner(_load(pipeline_path), cache_dir, **kwargs)
+    pipeline = _load(pipeline_path)
+    backend = backend or pipeline.execution.get("backend", "local")
+    return runner_for(pipeline, cache_dir, backend, address or pipeline.execution.get("address"), **kwargs)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -88,9 +92,13 @@ def main():
 @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @click.option("--until", metavar="NODE", help="run only NODE and what it depends on")
 @click.option("--force", metavar="NODE", multiple=True, help="rerun NODE and its dependents even if cached")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default=None,
+              help="where nodes run (default: the pipeline's defaults.backend, else local); same keys, same bytes")
+@click.option("--address", metavar="ADDR", help="with --backend ray: the cluster to join (default: $RAY_ADDRESS, "
+              "else a local one started for the run)")
 @cache_option
 @_one_line
-def run(pipeline, until, force, cache_dir):
+def run(pipeline, until, force, backend, address, cache_dir):
     """Run PIPELINE: every node that is not cached yet.
 
     One run of a pipeline at a time: a second `dataprep run` of the same pipeline on the same cache waits for
@@ -98,7 +106,7 @@ def run(pipeline, until, force, cache_dir):
     first one computed (`clean`, which deletes, fails at once instead of waiting). A cached entry found damaged
     (a truncated, missing or altered file, an empty manifest) is reported in one line and recomputed.
     """
-    runner = _runner(pipeline, cache_dir, show_progress=True)
+    runner = _runner(pipeline, cache_dir, show_progress=True, backend=backend, address=address)
     _console()
     for name in (until, *force):
         if name and name not in runner.pipeline.nodes:
@@ -178,7 +186,8 @@ def _show_rejects(runner, node: str, limit: int) -> None:
 @click.argument("name", required=False)
 def stages(name):
     """List the registered stages, or show one stage's parameters."""
-    from dataprep.registry import all_stages, params_help
+    from dataprep.catalog import all_stages
+    from dataprep.registry import params_help
     registry = all_stages()
     if name is None:
         for s in registry.values():

@@ -22,13 +22,14 @@ from typing import Any
 
 import yaml
 
-from dataprep import registry
+from dataprep import catalog, registry
 from dataprep.cache import NAME_RULE, safe_name
 from dataprep.errors import ConfigError, brief, one_line
 from dataprep.registry import MODEL, Stage
 from dataprep.scope import check_evaluation_rows_untouched
 
 PIPELINE_KEYS = {"name", "defaults", "imports", "nodes"}
+EXECUTION_DEFAULTS = ("backend", "address")  # defaults that say how a pipeline runs, not what it computes
 NODE_KEYS = {"uses", "input", "with"}
 
 
@@ -52,6 +53,8 @@ class Pipeline:
     name: str
     nodes: dict[str, Node]  # in topological order: every node after its inputs
     source: Path | None = None
+    # how to run it, outside every key: {"backend": "local" | "ray", "address": a Ray cluster}
+    execution: dict = field(default_factory=dict)
 
     def ancestors(self, name: str) -> set[str]:
         """`name` and every node it depends on."""
@@ -224,12 +227,27 @@ def parse_pipeline(doc: Any, default_name: str = "pipeline", base_dir: Path | No
         raise ConfigError("'defaults' must be a mapping", key="defaults")
     for node_name in nodes:
         _check_node_name(node_name)
+    execution = _execution(defaults)
+    defaults = {k: v for k, v in defaults.items() if k not in EXECUTION_DEFAULTS}
     specs = {name: _parse_node(name, spec, defaults) for name, spec in nodes.items()}
     _check_defaults(defaults, specs)
     ordered = _topological(specs)
     nodes = _resolve_kinds(ordered, specs)
     check_evaluation_rows_untouched(nodes)
-    return Pipeline(pipeline_name, nodes)
+    return Pipeline(pipeline_name, nodes, execution=execution)
+
+
+def _execution(defaults: dict) -> dict:
+    """The execution settings among `defaults` (`backend`, `address`): how to run, never what is computed."""
+    execution = {k: defaults[k] for k in EXECUTION_DEFAULTS if k in defaults}
+    backend = execution.get("backend", "local")
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"expected local or ray, got {brief(backend)}", key="defaults.backend")
+    address = execution.get("address")
+    if address is not None and not (isinstance(address, str) and address):
+        raise ConfigError(f"expected a Ray address (a string such as auto or host:6379), got {brief(address)}",
+                          key="defaults.address")
+    return execution
 
 
 def _kind_of(doc: Any) -> str:
@@ -303,7 +321,7 @@ def _parse_node(name: str, spec: Any, defaults: dict) -> tuple[Stage, Any, tuple
     _no_unknown(spec, NODE_KEYS, name, "")
     if "uses" not in spec:
         raise ConfigError("missing 'uses': which stage this node runs", name, "uses")
-    stages = registry.all_stages()
+    stages = catalog.all_stages()
     if not isinstance(spec["uses"], str):
         raise ConfigError(f"expected a stage name, got {brief(spec['uses'])}", name, "uses")
     if spec["uses"] not in stages:

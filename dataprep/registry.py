@@ -8,8 +8,11 @@ Kinds and their call shapes:
   map     fn(table, params) -> Table | Outcome                  one batch in, same rows out (or some rejected)
   filter  fn(table, params) -> (keep_mask, reasons)             the runner splits kept and rejected rows
   model   cls(params); obj(table) -> Table | Outcome            loads its model once, lazily
-  global  cls(params); obj.fit(tables); obj.apply(table) -> Outcome   needs all rows first (dedup, split, ...)
-  build   fn(batches, params, out_dir) -> notes                 builds a model from rows (tokenizer, tiny LM)
+  global  cls(params, kind); state = obj.fit(tables); obj.apply(table, state, rows) -> Outcome
+                                                                all rows first (dedup, split, ...); apply is pure
+  build   fn(batches, params, out_dir[, work_dir]) -> notes     builds a model from rows (tokenizer, tiny LM)
+
+dataprep/execute.py drives each kind over batches; dataprep/catalog.py lists the built-in stages.
 
 A `build` node outputs a model directory instead of rows; other nodes name it in a model parameter as
 `{node: NAME}` (see dataprep/models/refs.py), which is also how a hub id or a local directory is given.
@@ -90,6 +93,9 @@ class Stage:
     # reads the `split` column itself, each split in its role (train_lora: train, select, score), so it may
     # run after `split` without declaring a scope
     reads_splits: bool = False
+    # a build that checkpoints as it goes: the driver hands it a work directory the cache keeps until the node
+    # commits, so a killed run resumes (train_lora)
+    resumable: bool = False
 
     @property
     def doc(self) -> str:
@@ -183,7 +189,7 @@ _REGISTRY: dict[str, Stage] = {}
 def stage(name: str, version: int, kind: str, params: type = NoParams,
           consumes: tuple[str, ...] = ("cls", "bio", "parallel"), produces=SAME_AS_INPUT,
           assigns_splits: bool = False, check_totals: Callable[[dict, Any, str], dict] | None = None,
-          reads_splits: bool = False):
+          reads_splits: bool = False, resumable: bool = False):
     """Register a stage. Bump `version` whenever its output for the same input and params changes:
     the version is part of every cache key downstream."""
     if kind not in KINDS:
@@ -195,28 +201,15 @@ def stage(name: str, version: int, kind: str, params: type = NoParams,
         if name in _REGISTRY:
             raise ValueError(f"stage {name!r} is registered twice")
         spec = Stage(name, version, kind, params, impl, () if kind == "source" else tuple(consumes), produces,
-                     assigns_splits, check_totals, reads_splits)
+                     assigns_splits, check_totals, reads_splits, resumable)
         _REGISTRY[name] = spec
         return spec
     return register
 
 
-def get(name: str) -> Stage:
-    _load_builtin_stages()
-    return _REGISTRY[name]
-
-
-def all_stages() -> dict[str, Stage]:
-    _load_builtin_stages()
-    return dict(sorted(_REGISTRY.items()))
-
-
-def _load_builtin_stages() -> None:
-    import dataprep.io  # noqa: F401  (registers the readers)
-    import dataprep.models  # noqa: F401  (registers the model builders; heavy imports stay inside them)
-    import dataprep.predict  # noqa: F401  (registers predict and evaluate: the adapter in use)
-    import dataprep.stages  # noqa: F401  (registers the stages)
-    import dataprep.train  # noqa: F401  (registers train_lora)
+def registered() -> dict[str, Stage]:
+    """The stages registered so far (dataprep/catalog.py loads the built-in ones first)."""
+    return _REGISTRY
 
 
 # --- params: build a frozen dataclass from YAML values, rejecting unknown keys and wrong types by name ---

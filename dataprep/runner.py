@@ -1,32 +1,28 @@
 """The local runner: walks the DAG in order, reuses cached nodes, streams batches through the others.
 
-The runner owns the bookkeeping so stages stay small: it validates every batch against the record contract
-on the way in and out, splits kept from rejected rows, writes parquet parts and the rejects file, keeps the
-ledger, refuses to commit a node whose ledger does not balance, and commits atomically.
+Three homes, one concern each: the runner walks the DAG, keys nodes and keeps each node's ledger (it refuses to
+commit a node whose ledger does not balance); dataprep/execute.py drives one stage over batches, whatever its
+kind; dataprep/cache.py owns a node's directory (part files, rejects, stats, manifest, the atomic commit).
+Every batch is validated against the record contract on its way in and, as it is written, out.
 """
 from __future__ import annotations
 
-import inspect
-import json
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from dataprep.cache import PART_FORMATS, NodeCache, node_key, part_writer, pipeline_lock, say
+from dataprep.cache import NodeCache, PartWriter, node_key, pipeline_lock, say
 from dataprep.dag import Node, Pipeline
-from dataprep.errors import SchemaError
+from dataprep.execute import build, check_totals, outcomes, run_in_memory  # noqa: F401  (run_in_memory: API)
 from dataprep.ledger import Ledger
 from dataprep.outcome import Outcome
-from dataprep.overlap import Behind, prefetch
-from dataprep.registry import MODEL, Stage, key_params
-from dataprep.schema import REJECTS, conform, validate
-from dataprep.scope import learned_rows, row_filter
+from dataprep.overlap import prefetch
+from dataprep.registry import MODEL, key_params
+from dataprep.schema import validate
 
 DEFAULT_CACHE = "runs"
 
@@ -142,17 +138,16 @@ class Runner:
         # make two checkouts write different bytes under one key.
         params = replace(node.params, **{k: str(self.cache(m).dir / MODEL) for k, m in node.models.items()})
         if node.stage.kind == "build":
-            ledger, parts = self._build(node, params, scratch), []
+            ledger, parts = self.build_ledger(node, params, scratch / MODEL, cache.work_dir), []
         else:
             ledger, parts = self._stream(node, params, scratch)
         seconds = time.perf_counter() - started
-        (scratch / "stats.json").write_text(json.dumps(
-            {"ledger": ledger.to_dict(), "seconds": round(seconds, 3),
-             "rows_per_s": round(ledger.rows_in / seconds, 1) if seconds else None}, indent=2))
         cache.commit(scratch, {
             "node": node.name, "stage": node.stage.name, "version": node.stage.version, "key": self.keys[node.name],
             "kind": node.kind, "params": key_params(node.params),
-            "inputs": {i: self.keys[i] for i in node.deps}, "parts": parts, "ledger": ledger.to_dict()})
+            "inputs": {i: self.keys[i] for i in node.deps}, "parts": parts, "ledger": ledger.to_dict()},
+            stats={"ledger": ledger.to_dict(), "seconds": round(seconds, 3),
+                   "rows_per_s": round(ledger.rows_in / seconds, 1) if seconds else None})
         # Only now, with the node committed, may a build's checkpoints go: a kill before this point resumes.
         shutil.rmtree(cache.work_dir, ignore_errors=True)
         return NodeReport(node.name, node.stage.name, self.keys[node.name], "ran", ledger, seconds)
@@ -162,7 +157,7 @@ class Runner:
         writer = PartWriter(scratch, node.kind, self.rows_per_part, self.part_formats.get(node.name, "parquet"))
         ledger = Ledger()
         try:
-            for outcome, rows_in in outcomes(node.stage, params, lambda: self._input_batches(node)):
+            for outcome, rows_in in self.node_outcomes(node, params):
                 ledger.record(outcome, rows_in, node.name)
                 writer.write(outcome)
                 self.progress.rows_done(rows_in if rows_in is not None else outcome.kept.num_rows)
@@ -174,27 +169,20 @@ class Runner:
         ledger.check(node.name, writer.rows, writer.rejects)
         return ledger, writer.parts
 
-    def _build(self, node: Node, params, scratch: Path) -> Ledger:
-        """Rows in, a model out (scratch/model). The ledger counts the rows it learned from; no row passes
-        through, so there is nothing to balance."""
-        ledger = Ledger()
-        learned = learned_rows(params)
+    # --- where a node's work is done: a backend overrides these two (dataprep/backends/ray.py) ---
 
-        def batches() -> Iterator[pa.Table]:
-            ledger.rows_in = 0  # a builder may read its input more than once: count one pass
-            for batch in self._input_batches(node):
-                batch = learned(batch)
-                ledger.rows_in += batch.num_rows
-                yield batch
+    def node_outcomes(self, node: Node, params) -> Iterator[tuple[Outcome, int | None]]:
+        """(outcome, input rows) of every batch of a streaming node, in input order."""
+        return outcomes(node.stage, params, lambda: self._input_batches(node), self.input_kind(node))
 
-        extra = {}
-        if "work_dir" in inspect.signature(node.stage.impl).parameters:  # a builder that checkpoints
-            extra["work_dir"] = self.cache(node.name).work_dir
-        notes = node.stage.impl(batches, params, scratch / MODEL, **extra) or {}
-        if not (scratch / MODEL).is_dir():
-            raise SchemaError(f"{node.stage.name} did not write its model to {scratch / MODEL}")
-        ledger.notes.update(notes)
-        return ledger
+    def build_ledger(self, node: Node, params, out_dir: Path, work_dir: Path) -> Ledger:
+        """Run a build node: its model goes to `out_dir`, its checkpoints (if it resumes) to `work_dir`."""
+        return build(node.stage, params, lambda: self._input_batches(node), out_dir, work_dir)
+
+    def input_kind(self, node: Node) -> str | None:
+        """The record kind of a node's input rows (the DAG checked its inputs agree); None for a source."""
+        rows = [i for i in node.inputs if self.pipeline.nodes[i].kind != MODEL]
+        return self.pipeline.nodes[rows[0]].kind if rows else None
 
     def _input_batches(self, node: Node) -> Iterator[pa.Table]:
         for name in node.inputs:
@@ -202,140 +190,6 @@ class Runner:
             for batch in prefetch(self.cache(name).iter_batches(self.batch_rows)):
                 validate(batch, kind, where=f"input of {node.name!r} from {name!r}")
                 yield batch
-
-
-def outcomes(stage: Stage, params, input_batches: Callable[[], Iterator[pa.Table]]
-             ) -> Iterator[tuple[Outcome, int | None]]:
-    """Drive one stage over its input, whatever its kind: (outcome, input rows) per batch.
-    Input rows are None for sources, whose input is the records they read."""
-    inside = row_filter(params) if stage.kind != "source" else None
-    if inside is not None:
-        yield from _scoped(stage, params, input_batches, inside)
-    else:
-        yield from _unscoped(stage, params, input_batches)
-
-
-def _scoped(stage: Stage, params, input_batches, inside) -> Iterator[tuple[Outcome, int | None]]:
-    """`only_split: train` / `only_augmented: true`: the other rows pass through untouched (first), the stage
-    sees only the rest (dataprep/scope.py)."""
-    for batch in input_batches():
-        passing = batch.filter(pc.invert(inside(batch)))
-        yield Outcome(passing), passing.num_rows
-    yield from _unscoped(stage, params, lambda: (b.filter(inside(b)) for b in input_batches()))
-
-
-def _unscoped(stage: Stage, params, input_batches) -> Iterator[tuple[Outcome, int | None]]:
-    if stage.kind == "source":
-        for outcome in prefetch(stage.impl(params)):  # the reader parses ahead while its output is written
-            yield outcome, None
-    elif stage.kind in ("map", "filter"):
-        for batch in input_batches():
-            yield as_outcome(stage, stage.impl(batch, params), batch), batch.num_rows
-    elif stage.kind == "model":
-        model = stage.impl(params)  # loaded once per node, never at import time
-        for batch in input_batches():
-            yield as_outcome(stage, model(batch), batch), batch.num_rows
-    elif stage.kind == "global":
-        state = stage.impl(params)
-        state.fit(input_batches())
-        for batch in input_batches():
-            yield as_outcome(stage, state.apply(batch), batch), batch.num_rows
-        extra = state.finish() if hasattr(state, "finish") else None
-        if extra is not None and extra.num_rows:
-            yield Outcome(extra.slice(0, 0), added=extra), 0
-
-
-def check_totals(stage: Stage, params, ledger: Ledger, node: str) -> None:
-    """The stage's node-level check (Stage.check_totals), once every batch is done."""
-    if stage.check_totals is not None:
-        ledger.notes.update(stage.check_totals(dict(ledger.notes), params, node))
-
-
-def as_outcome(stage: Stage, result, batch: pa.Table) -> Outcome:
-    if stage.kind == "filter":
-        keep, reasons = result
-        return Outcome.from_mask(batch, keep, reasons)
-    return result if isinstance(result, Outcome) else Outcome(result)
-
-
-def run_in_memory(stage: Stage, table: pa.Table, params) -> Outcome:
-    """The Python API path: one stage over one in-memory table, with the runner's checks."""
-    if stage.kind == "source":
-        raise TypeError(f"{stage.name} reads files; call it through a pipeline or `dataprep stage`")
-    ledger, results = Ledger(), []
-    for outcome, rows_in in outcomes(stage, params, lambda: iter([table])):
-        ledger.record(outcome, rows_in, stage.name)
-        results.append(outcome)
-    check_totals(stage, params, ledger, stage.name)
-    kept = pa.concat_tables([o.kept for o in results], promote_options="permissive")
-    added = [o.added for o in results if o.added is not None]
-    rejected = pa.concat_tables([o.rejected for o in results])
-    return Outcome(kept, rejected, pa.concat_tables(added, promote_options="permissive") if added else None,
-                   dict(ledger.notes))
-
-
-class PartWriter:
-    """Writes a node's output rows to `part-NNNNN.<format>` files and its rejects to `rejects.<format>`, on a
-    background thread so that encoding and compression overlap the stage's work on the next batch."""
-
-    def __init__(self, directory: Path, kind: str, rows_per_part: int, part_format: str = "parquet"):
-        self.dir, self.kind, self.rows_per_part = directory, kind, rows_per_part
-        self.suffix = PART_FORMATS[part_format]
-        self.parts: list[str] = []
-        self.rows = self.rejects = 0
-        self._part, self._schema = None, None
-        self._part_rows = 0
-        self._rejects = part_writer(directory / f"rejects{self.suffix}", REJECTS)
-        self._behind = Behind()
-
-    def write(self, outcome: Outcome) -> None:
-        self._behind.submit(self._write, outcome)
-
-    def _write(self, outcome: Outcome) -> None:
-        table = outcome.output()
-        if table.num_rows:
-            self._write_rows(conform(table, self.kind))
-        if outcome.rejected.num_rows:
-            self._rejects.write_table(outcome.rejected)
-            self.rejects += outcome.rejected.num_rows
-
-    def _write_rows(self, table: pa.Table) -> None:
-        if self._part is not None and (self._part_rows >= self.rows_per_part
-                                       or not self._schema.equals(table.schema)):
-            self._close_part()
-        if self._part is None:
-            self.parts.append(f"part-{len(self.parts):05d}{self.suffix}")
-            self._part, self._schema = part_writer(self.dir / self.parts[-1], table.schema), table.schema
-        self._part.write_table(table)
-        self._part_rows += table.num_rows
-        self.rows += table.num_rows
-
-    def _close_part(self) -> None:
-        self._part.close()
-        self._part, self._part_rows = None, 0
-
-    def close(self) -> None:
-        """Finish every pending write and close the files; the counts are final after this. A write that
-        failed on the writer thread raises here (or in a later `write`), not where its batch was handed over."""
-        try:
-            self._behind.drain()
-        finally:
-            self._close_files()
-
-    def abort(self) -> None:
-        """The stage failed: stop writing and close the files (the scratch directory is discarded). The
-        stage's own error is the one worth reporting, so failures here are swallowed."""
-        with suppress(Exception):
-            self._behind.drain()
-        with suppress(Exception):
-            self._close_files()
-
-    def _close_files(self) -> None:
-        try:
-            if self._part is not None:
-                self._close_part()
-        finally:
-            self._rejects.close()
 
 
 def report_dict(report: NodeReport) -> dict:

@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dataprep.catalog import all_stages  # noqa: E402
 from dataprep.dag import parse_pipeline  # noqa: E402
 from dataprep.ledger import Ledger  # noqa: E402
-from dataprep.registry import all_stages  # noqa: E402
 from dataprep.runner import Runner  # noqa: E402
 
 TSV = {"delimiter": "\t", "quoting": "none"}

@@ -121,31 +121,36 @@ class OversampleParams:
 
 @stage("t_oversample", version=1, kind="global", params=OversampleParams)
 class TOversample:
-    """A global stage. Drop reasons: `unwanted_label:<label>`. finish() adds `copies` copies of the first kept
-    row with lineage (`parent_id`, `aug: copy`)."""
+    """A global stage. Drop reasons: `unwanted_label:<label>`. Adds `copies` copies of the first kept row, with
+    lineage (`parent_id`, `aug: copy`), after the last row: fit finds that row, the batch that ends the
+    input carries the copies."""
 
-    def __init__(self, p: OversampleParams):
-        self.p, self.seen, self.first = p, 0, None
+    def __init__(self, p: OversampleParams, kind: str):
+        self.p = p
 
-    def fit(self, tables) -> None:
+    def fit(self, tables) -> dict:
+        seen, first = 0, None
         for t in tables:
-            self.seen += t.num_rows
+            if first is None:
+                wanted = t.filter(pc.not_equal(t.column("label"), self.p.drop_label))
+                first = wanted.slice(0, 1) if wanted.num_rows else None
+            seen += t.num_rows
+        return {"rows": seen, "first": first}
 
-    def apply(self, table: pa.Table) -> Outcome:
+    def apply(self, table: pa.Table, state: dict, rows: range) -> Outcome:
         labels = table.column("label").to_pylist()
         out = Outcome.split(table, [f"unwanted_label:{x}" if x == self.p.drop_label else None for x in labels])
-        if self.first is None and out.kept.num_rows:
-            self.first = out.kept.slice(0, 1)
+        if rows.stop == state["rows"] and state["first"] is not None and self.p.copies:
+            out.added = copies_of(state["first"], self.p.copies)
         return out
 
-    def finish(self) -> pa.Table | None:
-        if self.first is None or not self.p.copies:
-            return None
-        rows = pa.concat_tables([self.first] * self.p.copies)
-        parents = rows.column("id")
-        ids = pa.array([f"{pid}#copy{k}" for k, pid in enumerate(parents.to_pylist())], pa.string())
-        rows = rows.set_column(0, "id", ids).append_column("parent_id", parents)
-        return rows.append_column("aug", pa.array(["copy"] * rows.num_rows, pa.string()))
+
+def copies_of(row: pa.Table, copies: int) -> pa.Table:
+    rows = pa.concat_tables([row] * copies)
+    parents = rows.column("id")
+    ids = pa.array([f"{pid}#copy{k}" for k, pid in enumerate(parents.to_pylist())], pa.string())
+    rows = rows.set_column(0, "id", ids).append_column("parent_id", parents)
+    return rows.append_column("aug", pa.array(["copy"] * rows.num_rows, pa.string()))
 
 
 @dataclass(frozen=True)

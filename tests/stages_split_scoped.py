@@ -32,12 +32,12 @@ class ScopedDropParams(SplitScoped):
 class TScopedDrop:
     """A global stage. Drop reasons: `scoped_drop:<rows seen by fit>`, so a test can tell what fit saw."""
 
-    def __init__(self, p: ScopedDropParams):
-        self.p, self.seen = p, 0
+    def __init__(self, p: ScopedDropParams, kind: str):
+        self.p = p
 
-    def fit(self, tables) -> None:
-        self.seen = sum(t.num_rows for t in tables)
+    def fit(self, tables) -> int:
+        return sum(t.num_rows for t in tables)
 
-    def apply(self, table: pa.Table) -> Outcome:
+    def apply(self, table: pa.Table, seen: int, rows: range) -> Outcome:
         labels = table.column("label").to_pylist()
-        return Outcome.split(table, [f"scoped_drop:{self.seen}" if x == self.p.drop_label else None for x in labels])
+        return Outcome.split(table, [f"scoped_drop:{seen}" if x == self.p.drop_label else None for x in labels])

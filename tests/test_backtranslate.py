@@ -12,10 +12,10 @@ pytest.importorskip("sentencepiece")
 from test_translator import pairs, tiny_translator, translator_nodes  # noqa: E402
 from testkit import cls_table, write_jsonl  # noqa: E402
 
+from dataprep.catalog import get  # noqa: E402
 from dataprep.dag import parse_pipeline  # noqa: E402
 from dataprep.errors import ConfigError, SchemaError  # noqa: E402
 from dataprep.models.seq2seq import lang_codes  # noqa: E402
-from dataprep.registry import get  # noqa: E402
 from dataprep.runner import Runner  # noqa: E402
 from dataprep.stages.backtranslate import FILTERS, Backtranslate, BacktranslateParams, LowYield, fold, judge  # noqa: E402
 

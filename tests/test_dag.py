@@ -6,9 +6,9 @@ import sys
 import pytest
 from testkit import write_jsonl
 
+from dataprep.catalog import all_stages
 from dataprep.dag import load_pipeline, parse_pipeline
 from dataprep.errors import ConfigError
-from dataprep.registry import all_stages
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 from testkit import cls_table, write_jsonl
 
 from dataprep import exact_dedup
+from dataprep.catalog import get
 from dataprep.dag import parse_pipeline
-from dataprep.registry import get
 from dataprep.runner import Runner
 from dataprep.schema import BIO
 from dataprep.stages import text as T

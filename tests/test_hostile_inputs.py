@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dataprep.io.jsonl as jsonl
+from dataprep.catalog import get
 from dataprep.errors import ConfigError, DataprepError, InputError
 from dataprep.ledger import Ledger
 from dataprep.outcome import Outcome
 from dataprep.overlap import prefetch
-from dataprep.registry import get
 from dataprep.schema import REJECTS, conform, empty
 
 

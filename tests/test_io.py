@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from testkit import cls_table, write_jsonl
 
+from dataprep.catalog import get
 from dataprep.io import reader_for, write_table
 from dataprep.outcome import Outcome
-from dataprep.registry import get
 from dataprep.schema import CLS, REJECTS
 
 

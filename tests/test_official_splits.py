@@ -16,9 +16,9 @@ from testkit import write_jsonl, write_pipeline
 
 from dataprep import split
 from dataprep.batch import every_row_has_a_split
+from dataprep.catalog import get
 from dataprep.cli import main
 from dataprep.dag import load_pipeline
-from dataprep.registry import get
 from dataprep.runner import Runner
 
 SHARED = Path(os.environ.get("DATAPREP_SHARED") or Path(__file__).resolve().parents[2] / "shared" / "datasets")

@@ -139,12 +139,12 @@ def test_the_robust_cut_adapts_where_a_percentile_cannot():
 def test_mad_thresholds_are_per_group_and_in_thresholds():
     values = [10.0, 11.0, 12.0, 13.0, 14.0, 1000.0] * 2
     table = scored(values, ["a"] * 6 + ["b"] * 6, langs=["zh"] * 6 + ["en"] * 6)
-    state = ppl_filter.impl(PplFilterParams(max_mad=3.5, per="lang"))
-    state.fit([table])
+    phases = ppl_filter.impl(PplFilterParams(max_mad=3.5, per="lang"), "cls")
+    state = phases.fit([table])
     assert set(state.thresholds) == {"zh", "en"}
     assert state.thresholds["zh"]["median"] == pytest.approx(math.sqrt(12 * 13))  # the median of the logs
     assert state.thresholds["zh"]["above_mad3.5"] == pytest.approx(mad_bounds(np.array(values[:6]), 3.5)[0])
-    assert set(reasons(state.apply(table))) == {"t:6", "t:12"}
+    assert set(reasons(phases.apply(table, state, range(table.num_rows)))) == {"t:6", "t:12"}
 
 
 def test_a_zero_mad_falls_back_to_the_mean_absolute_deviation():
@@ -205,13 +205,13 @@ def test_per_lang_thresholds_match_numpy_per_group():
     rng = np.random.default_rng(11)
     langs = rng.choice(["en", "zh", "de"], 400).tolist()
     values = rng.lognormal(3, 1, 400) * np.where(np.array(langs) == "zh", 4, 1)  # zh scores higher
-    state = ppl_filter.impl(PplFilterParams(max_percentile=80, keep=["head", "middle"], per="lang"))
+    phases = ppl_filter.impl(PplFilterParams(max_percentile=80, keep=["head", "middle"], per="lang"), "cls")
     table = scored(values.tolist(), langs=langs)
-    state.fit([table])
+    state = phases.fit([table])
     for lang, got in state.thresholds.items():
         mine = values[np.array(langs) == lang]
         assert got == pytest.approx(dict(zip(["p80", "p30", "p60"], np.percentile(mine, [80, 30, 60]))))
-    out = state.apply(table)
+    out = phases.apply(table, state, range(table.num_rows))
     expected = np.zeros(len(values), bool)
     for lang in ("en", "zh", "de"):
         mine = np.array(langs) == lang
@@ -279,10 +279,10 @@ def test_many_batches_give_the_same_result_as_one():
     table = scored(values, labels)
     params = PplFilterParams(max_percentile=90, keep=["head", "middle"], per="label", min_ppl=30)
     whole = ppl_filter.run(table, **vars(params))
-    state = ppl_filter.impl(params)
+    phases = ppl_filter.impl(params, "cls")
     batches = [table.slice(i, 10) for i in range(0, 99, 10)]
-    state.fit(iter(batches))
-    parts = [state.apply(b) for b in batches]
+    state = phases.fit(iter(batches))
+    parts = [phases.apply(b, state, range(i * 10, i * 10 + b.num_rows)) for i, b in enumerate(batches)]
     assert sum((p.kept.column("id").to_pylist() for p in parts), []) == whole.kept.column("id").to_pylist()
     assert sum((p.rejected.column("reason").to_pylist() for p in parts), []) == \
         whole.rejected.column("reason").to_pylist()

@@ -15,9 +15,9 @@ import pytest
 from testkit import ROOT, cls_table, write_jsonl, write_pipeline
 
 from dataprep import quality_filter, quality_score
+from dataprep.catalog import get
 from dataprep.dag import load_pipeline, parse_pipeline
 from dataprep.errors import ConfigError, SchemaError
-from dataprep.registry import get
 from dataprep.runner import Runner
 from dataprep.schema import BIO
 from dataprep.stages.quality import STATS, ZH_STOPCHARS, score
@@ -108,17 +108,20 @@ def test_ngram_statistics_match_plain_python_on_random_texts():
 
 
 def test_character_statistics_match_plain_python():
-    texts = ["房间很好，服务不错。12", "Ã©tÃ© est lÃ ", "The room, the bed and 42 rooms", "", "   ", "酒店 hotel"]
+    texts = ["房间很好，服务不错。12", "Ã©tÃ© est lÃ ", "The room, the bed and 42 rooms...", "", "   ", "酒店 hotel!!!"]
     out = quality_score(table(texts, ["zh", "en", "en", "zh", "en", "zh"]))
     for i, text in enumerate(texts):
         n = len(text)
         letters = sum(unicodedata.category(c)[0] in "LM" for c in text)
-        special = (n - letters) / n if n else None
+        # a run of one repeated non-letter counts once
+        runs = sum(1 for j in range(1, n) if text[j] == text[j - 1] and unicodedata.category(text[j])[0] not in "LM")
+        special = (n - letters - runs) / (n - runs) if n else None
         digits = sum(c.isdigit() for c in text) / n if n else None
         assert values(out, "special_frac")[i] == pytest.approx(special)
         assert values(out, "digit_frac")[i] == pytest.approx(digits)
     # Han weighted x3 against the other letters in a Chinese row; Latin letters' share in an English one
     assert values(out, "script_frac")[5] == pytest.approx(6 / (6 + 5))
+    assert values(out, "special_frac")[5] == pytest.approx(2 / 9)   # the space and one `!`, of 9
     assert values(out, "script_frac")[2] == 1.0
     assert values(out, "mojibake_frac")[1] > 0.3 and values(out, "mojibake_frac")[0] == 0
 
@@ -144,11 +147,13 @@ def test_the_lang_column_decides_characters_or_words():
     assert values(out, "units") == [4, 7]            # a null lang is guessed (zh); any zh subtag is Chinese
 
 
-def test_punctuation_is_no_unit_of_chinese_text():
-    # a review padded with 。。。 repeats no content: the repetition rules leave it to special_frac
-    out = quality_score(table(["总的来说很不错。。。。。。。。。。。。。。", "好评好评好评好评好评好评"], ["zh", "zh"]))
-    assert values(out, "dup5_frac")[0] == 0 and values(out, "special_frac")[0] > 0.6
-    assert values(out, "dup5_frac")[1] > 0.5
+def test_padding_is_neither_repetition_nor_symbols_but_junk_is():
+    # a review padded with 。。。 repeats no content (punctuation is no unit of Chinese text), and a run of one
+    # mark counts once among the special characters; a syllable repeated and symbol junk do not get off
+    out = quality_score(table(["总的来说很不错。。。。。。。。。。。。。。", "好评好评好评好评好评好评", "#$@!%^&*~?"],
+                              ["zh", "zh", "zh"]))
+    assert values(out, "dup5_frac")[:2] == [0, pytest.approx(10 / 12)]
+    assert values(out, "special_frac") == [pytest.approx(1 / 8), 0, 1]
 
 
 def test_a_row_scores_the_same_whatever_its_batch():

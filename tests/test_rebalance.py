@@ -11,9 +11,10 @@ import pytest
 from testkit import cls_table, write_jsonl
 
 from dataprep import rebalance
+from dataprep.catalog import get
 from dataprep.dag import parse_pipeline
 from dataprep.errors import ConfigError
-from dataprep.registry import get
+from dataprep.execute import outcomes
 from dataprep.runner import Runner
 from dataprep.stages.rebalance import RebalanceParams
 
@@ -40,9 +41,8 @@ def fit_apply(table: pa.Table, batch_rows: int | None = None, **params):
     """Drive the stage class as the runner does: fit on all batches, then apply batch by batch."""
     batches = [table] if batch_rows is None else [table.slice(i, batch_rows)
                                                   for i in range(0, table.num_rows, batch_rows)]
-    state = rebalance.impl(RebalanceParams(**params))  # the registered spec wraps the class
-    state.fit(iter(batches))
-    return [state.apply(b) for b in batches]
+    driven = outcomes(rebalance, RebalanceParams(**params), lambda: iter(batches), "cls")
+    return [outcome for outcome, _ in driven]
 
 
 # --- what each strategy means, per mode ---

@@ -10,9 +10,10 @@ import pytest
 from testkit import cls_table
 
 import dataprep
+from dataprep.catalog import get
 from dataprep.errors import ConfigError, LedgerError
 from dataprep.io.csv import CsvParams
-from dataprep.registry import build_params, get, key_params, param, params_help, stage
+from dataprep.registry import build_params, key_params, param, params_help, stage
 
 
 @dataclass(frozen=True)

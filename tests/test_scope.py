@@ -7,9 +7,9 @@ import pyarrow.compute as pc
 import pytest
 from testkit import cls_table, write_jsonl
 
+from dataprep.catalog import get
 from dataprep.dag import parse_pipeline
 from dataprep.errors import ConfigError
-from dataprep.registry import get
 from dataprep.runner import Runner
 
 

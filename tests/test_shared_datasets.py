@@ -15,9 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from dataprep.catalog import get
 from dataprep.errors import ConfigError
 from dataprep.outcome import Outcome
-from dataprep.registry import get
 
 ROOT = Path(__file__).resolve().parent.parent
 

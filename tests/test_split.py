@@ -10,9 +10,9 @@ import stages_split_scoped  # noqa: F401  (registers t_scoped_upper and t_scoped
 from testkit import cls_table, write_jsonl
 
 from dataprep import split
+from dataprep.catalog import get
 from dataprep.dag import parse_pipeline
 from dataprep.errors import ConfigError, SchemaError
-from dataprep.registry import get
 from dataprep.runner import Runner
 
 SPLITS = ("train", "validation", "test")

@@ -38,9 +38,9 @@ class DedupParams:
         return self.keep_originals or self.all_splits
 
 
-def dedup_keys(table: pa.Table, fold: Iterable[str]) -> pa.Array:
+def dedup_keys(table: pa.Table, fold: Iterable[str], kind: str) -> pa.Array:
     """The string a row is compared by: its text (cls) or its tokens joined by U+001F (bio), folded."""
-    if "text" in table.column_names:
+    if kind == "cls":
         key = table.column("text").combine_chunks()
     else:
         key = pc.binary_join(_no_null_items(table.column("tokens")), "\x1f")
@@ -60,8 +60,9 @@ def hash_keys(keys: pa.Array, bits: int) -> np.ndarray:
     return np.frombuffer(digests, np.uint64).reshape(-1, 2)
 
 
-def _labels(table: pa.Table) -> pa.Array:
-    if "label" in table.column_names:
+def _labels(table: pa.Table, kind: str) -> pa.Array:
+    """A row's label (cls) or its tags joined by spaces (bio); an empty string for none."""
+    if kind == "cls":
         return pc.fill_null(table.column("label").combine_chunks(), "")
     return pc.fill_null(pc.binary_join(_no_null_items(table.column("tags")), " "), "")
 
@@ -80,106 +81,151 @@ def _no_null_items(lists: pa.ChunkedArray) -> pa.Array:
 class ExactDedup:
     """Keep the first row of every group of rows with the same key; for `bio` rows the key is the token sequence.
 
-    Memory: 12 bytes per row (20 with 128-bit hashes) plus the ids of rows that have copies — of every row with
-    keep_originals, whose keepers may come after their copies.
+    Two phases (the driver's `global` protocol): `fit` reads every row's key hash, label and id and returns a
+    `DedupState` — the positions of the rows to drop and why; `apply` drops a batch's rows by their global
+    positions. The decision for a group of equal keys needs only that group's rows, so a distributed backend
+    partitions rows by key hash and runs `decide` on each partition (dataprep/backends/ray.py).
+
+    Memory: while fitting, 12 bytes per row (20 with 128-bit hashes) plus the ids (Arrow); the state holds the
+    dropped rows only: their position and reason.
     Drop reasons: `duplicate_of:<id of the kept row>`; `label_conflict:<labels>` when copies disagree on the
     label (`conflicts` decides which, if any, survives).
     """
 
-    def __init__(self, params: DedupParams):
-        self.p = params
-        self.offset = 0
-        self.keeper_ids: dict[int, str] = {}
-        self.all_ids: pa.ChunkedArray | None = None
+    def __init__(self, params: DedupParams, kind: str):
+        self.p, self.kind = params, kind
 
-    def fit(self, tables: Iterable[pa.Table]) -> None:
-        hashes, labels, generated, ids, vocab = [], [], [], [], {}
-        for table in tables:
-            hashes.append(hash_keys(dedup_keys(table, self.p.fold), self.p.bits))
-            labels.append(T.label_codes(_labels(table), vocab))
-            if self.p.keep_originals:
-                generated.append(_generated(table))
-                ids.append(table.column("id"))
-        self.label_names = {code: name for name, code in vocab.items()}
-        h = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
-        if h.ndim == 2:  # 128 bits: sort and compare the two halves as one record
-            h = h.view([("a", np.uint64), ("b", np.uint64)]).ravel()
-        generated_rows = np.concatenate(generated) if generated else None
-        if self.p.keep_originals:
-            # A keeper may now come after its copies in input order: keep every id (Arrow, not Python strings).
-            self.all_ids = pa.chunked_array([c for col in ids for c in col.chunks], pa.string())
-        self._decide(h, np.concatenate(labels) if labels else np.empty(0, np.int32), generated_rows)
+    def fit(self, tables: Iterable[pa.Table]) -> DedupState:
+        columns = [key_columns(table, self.p, self.kind) for table in tables]
+        if not columns:
+            return DedupState.empty()
+        keys = pa.concat_tables(columns)
+        return decide(np.arange(keys.num_rows), keys, self.p)
 
-    def _decide(self, h: np.ndarray, labels: np.ndarray, generated: np.ndarray | None = None) -> None:
-        """For every row: the ordinal of the row kept in its place (itself when kept), or -1 on a conflict.
-        With `generated` (keep_originals), original rows sort first within a group and are always kept."""
-        n = len(h)
-        order = _group_order(h, generated)
-        sorted_h = h[order]
-        is_start = np.ones(n, bool)
-        is_start[1:] = sorted_h[1:] != sorted_h[:-1]
-        group = np.cumsum(is_start) - 1  # group number of each row, in sorted order
-        self.keeper = np.empty(n, np.int64)
-        self.keeper[order] = order[is_start][group]
-        self.conflict_labels: dict[int, str] = {}
-        sorted_labels = labels[order]
-        # A group holds several labels when, inside it, a row's label differs from the row before it.
-        differs = np.flatnonzero((sorted_labels[1:] != sorted_labels[:-1]) & ~is_start[1:]) + 1
-        starts, ends = np.flatnonzero(is_start), np.append(np.flatnonzero(is_start)[1:], n)
-        for g in np.unique(group[differs]).tolist():
-            self._resolve_conflict(order[starts[g]:ends[g]], labels, generated)
-        if generated is not None:
-            originals = np.flatnonzero(~generated)
-            self.keeper[originals] = originals
-        copies = self.keeper[(self.keeper >= 0) & (self.keeper != np.arange(n))]
-        self.has_copies = np.zeros(n, bool)
-        self.has_copies[copies] = True
+    def apply(self, table: pa.Table, state: DedupState, rows: range) -> Outcome:
+        return Outcome.split(table, state.reasons_for(rows))
 
-    def _resolve_conflict(self, members: np.ndarray, labels: np.ndarray, generated: np.ndarray | None) -> None:
-        """Decide a group whose rows disagree on the label. With keep_originals, generated rows cannot outvote
-        an original: the majority is counted among the group's originals when it has any."""
-        member_labels = labels[members].tolist()
-        names = "|".join(sorted(self.label_names[c] for c in set(member_labels)))
-        voters = member_labels
-        if generated is not None and not generated[members].all():
-            voters = labels[members[~generated[members]]].tolist()
-        counts = Counter(voters)
-        if self.p.conflicts == "drop_all":
-            winner = None
-        elif self.p.conflicts == "keep_first":
-            winner = member_labels[0]
-        else:  # keep_majority; a tie goes to the label seen first
-            winner = max(counts, key=lambda lab: (counts[lab], -voters.index(lab)))
-        for row, lab in zip(members.tolist(), member_labels):
-            if lab != winner:
-                self.keeper[row] = -1
-                self.conflict_labels[row] = names
-        same = members[labels[members] == winner]
-        if len(same):
-            self.keeper[same] = same[0]
 
-    def apply(self, table: pa.Table) -> Outcome:
-        rows = np.arange(self.offset, self.offset + table.num_rows)
-        self.offset += table.num_rows
-        keeper = self.keeper[rows]
-        kept = keeper == rows
-        if self.all_ids is None:
-            # Remember the ids of rows that others will name as their keeper (keepers come first in input order).
-            keepers = np.flatnonzero(kept & self.has_copies[rows])
-            ids = table.column("id").take(pa.array(keepers)).to_pylist()
-            self.keeper_ids.update(zip(rows[keepers].tolist(), ids))
-        dropped = np.flatnonzero(~kept)
-        names = self._keeper_names(keeper[dropped])
-        reasons: list[str | None] = [None] * table.num_rows
-        for i, k, name in zip(dropped.tolist(), keeper[dropped].tolist(), names):
-            reasons[i] = f"duplicate_of:{name}" if k >= 0 else "label_conflict:" + self.conflict_labels[int(rows[i])]
-        return Outcome.split(table, reasons)
+@dataclass(frozen=True)
+class DedupState:
+    """The rows exact_dedup drops: sorted global positions and, aligned, each one's reason."""
+    dropped: np.ndarray   # int64, sorted
+    reasons: pa.Array     # string
 
-    def _keeper_names(self, keepers: np.ndarray) -> list[str | None]:
-        """The id of each dropped row's keeper (None on a conflict): one Arrow take, not a lookup a row."""
-        if self.all_ids is None:
-            return [self.keeper_ids.get(k) for k in keepers.tolist()]
-        return self.all_ids.take(pa.array(np.where(keepers >= 0, keepers, 0))).to_pylist()
+    @staticmethod
+    def empty() -> DedupState:
+        return DedupState(np.empty(0, np.int64), pa.array([], pa.string()))
+
+    @staticmethod
+    def merge(states: Iterable[DedupState]) -> DedupState:
+        """The union of disjoint partitions' decisions (a distributed fit), in position order."""
+        states = [s for s in states if len(s.dropped)]
+        if not states:
+            return DedupState.empty()
+        dropped = np.concatenate([s.dropped for s in states])
+        order = np.argsort(dropped, kind="stable")
+        reasons = pa.concat_arrays([s.reasons for s in states]).take(pa.array(order))
+        return DedupState(dropped[order], reasons)
+
+    def reasons_for(self, rows: range) -> pa.Array:
+        """One reason per row of the range (null: kept)."""
+        lo, hi = np.searchsorted(self.dropped, [rows.start, rows.stop])
+        if lo == hi:
+            return pa.nulls(len(rows), pa.string())
+        mask = np.zeros(len(rows), bool)
+        mask[self.dropped[lo:hi] - rows.start] = True
+        return pc.replace_with_mask(pa.nulls(len(rows), pa.string()), pa.array(mask), self.reasons[lo:hi])
+
+
+KEY_COLUMNS = pa.schema([("hash", pa.uint64()), ("hash_b", pa.uint64()), ("label", pa.string()),
+                         ("generated", pa.bool_()), ("id", pa.string())])
+
+
+def key_columns(table: pa.Table, p: DedupParams, kind: str) -> pa.Table:
+    """What `decide` needs of each row: its key hash (two halves with 128 bits), label, whether keep_originals
+    may drop it, and its id (the name a dropped copy gives its keeper)."""
+    h = hash_keys(dedup_keys(table, p.fold, kind), p.bits)
+    first, second = (h[:, 0], h[:, 1]) if h.ndim == 2 else (h, np.zeros(len(h), np.uint64))
+    generated = _generated(table) if p.keep_originals else np.zeros(table.num_rows, bool)
+    return pa.table([first, second, _labels(table, kind), generated, table.column("id").combine_chunks()],
+                    schema=KEY_COLUMNS)
+
+
+def decide(positions: np.ndarray, keys: pa.Table, p: DedupParams) -> DedupState:
+    """Dedup decisions for rows at `positions` (ascending, global) with their `key_columns`: every group of
+    equal keys among them keeps its lowest position (with keep_originals, its originals), the others are
+    dropped naming it; copies that disagree on the label are resolved by `conflicts`."""
+    vocab: dict[str, int] = {}
+    labels = T.label_codes(keys.column("label"), vocab)
+    names = {code: name for name, code in vocab.items()}
+    h = keys.column("hash").to_numpy()
+    if p.bits == 128:  # sort and compare the two halves as one record
+        pair = np.empty(len(h), [("a", np.uint64), ("b", np.uint64)])
+        pair["a"], pair["b"] = h, keys.column("hash_b").to_numpy()
+        h = pair
+    generated = keys.column("generated").to_numpy(zero_copy_only=False) if p.keep_originals else None
+    keeper, conflicts = _keepers(h, labels, generated, names, p.conflicts)
+    dropped = np.flatnonzero(keeper != np.arange(len(keeper)))
+    ids = keys.column("id").combine_chunks()
+    by_keeper = ids.take(pa.array(np.where(keeper[dropped] >= 0, keeper[dropped], 0)))
+    reasons = pc.binary_join_element_wise("duplicate_of:", by_keeper, "")
+    if conflicts:  # only rows dropped on a conflict pay the Python: each names its group's labels
+        lost = keeper[dropped] < 0
+        named = pa.array(["label_conflict:" + conflicts[i] for i in dropped[lost].tolist()], pa.string())
+        reasons = pc.replace_with_mask(reasons, pa.array(lost), named)
+    return DedupState(positions[dropped].astype(np.int64), reasons)
+
+
+def _keepers(h: np.ndarray, labels: np.ndarray, generated: np.ndarray | None, label_names: dict[int, str],
+             policy: str) -> tuple[np.ndarray, dict[int, str]]:
+    """For every row: the ordinal of the row kept in its place (itself when kept), or -1 on a conflict; and
+    the conflicting labels of each row dropped on a conflict. With `generated` (keep_originals), original
+    rows sort first within a group and are always kept."""
+    n = len(h)
+    order = _group_order(h, generated)
+    sorted_h = h[order]
+    is_start = np.ones(n, bool)
+    is_start[1:] = sorted_h[1:] != sorted_h[:-1]
+    group = np.cumsum(is_start) - 1  # group number of each row, in sorted order
+    keeper = np.empty(n, np.int64)
+    keeper[order] = order[is_start][group]
+    conflicts: dict[int, str] = {}
+    sorted_labels = labels[order]
+    # A group holds several labels when, inside it, a row's label differs from the row before it.
+    differs = np.flatnonzero((sorted_labels[1:] != sorted_labels[:-1]) & ~is_start[1:]) + 1
+    starts, ends = np.flatnonzero(is_start), np.append(np.flatnonzero(is_start)[1:], n)
+    for g in np.unique(group[differs]).tolist():
+        members = order[starts[g]:ends[g]]
+        _resolve_conflict(members, labels, generated, label_names, policy, keeper, conflicts)
+    if generated is not None:
+        originals = np.flatnonzero(~generated)
+        keeper[originals] = originals
+    return keeper, conflicts
+
+
+def _resolve_conflict(members: np.ndarray, labels: np.ndarray, generated: np.ndarray | None,
+                      label_names: dict[int, str], policy: str, keeper: np.ndarray, conflicts: dict) -> None:
+    """Decide a group whose rows disagree on the label. With keep_originals, generated rows cannot outvote
+    an original: the majority is counted among the group's originals when it has any."""
+    member_labels = labels[members].tolist()
+    names = "|".join(sorted(label_names[c] for c in set(member_labels)))
+    voters = member_labels
+    if generated is not None and not generated[members].all():
+        voters = labels[members[~generated[members]]].tolist()
+    counts = Counter(voters)
+    if policy == "drop_all":
+        winner = None
+    elif policy == "keep_first":
+        winner = member_labels[0]
+    else:  # keep_majority; a tie goes to the label seen first
+        winner = max(counts, key=lambda lab: (counts[lab], -voters.index(lab)))
+    for row, lab in zip(members.tolist(), member_labels):
+        if lab != winner:
+            keeper[row] = -1
+            conflicts[row] = names
+    same = members[labels[members] == winner]
+    if len(same):
+        keeper[same] = same[0]
 
 
 def _generated(table: pa.Table) -> np.ndarray:

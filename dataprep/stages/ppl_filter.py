@@ -184,29 +184,47 @@ class PplFilter:
     row is `tail`.
 
     Notes: `kept_<bucket>` (rows kept, per bucket in `keep`) when buckets are used; `kept_unscored` when
-    drop_unscored is false. Resolved thresholds are in `.thresholds` and in the reasons, not in the notes
-    (notes are integer counts summed over batches).
+    drop_unscored is false. Resolved thresholds are in the fitted state's `.thresholds` (PplCuts) and in the
+    reasons, not in the notes (notes are integer counts summed over batches).
     """
 
-    def __init__(self, params: PplFilterParams):
+    def __init__(self, params: PplFilterParams, kind: str):
         self.p = params
-        self.vocab: dict = {}
-        self.cuts = np.empty((0, len(params.percentiles)))  # (groups, percentiles), filled by fit
-        self.spread = np.empty((0, 2))                      # (groups, [median, MAD]) of log(ppl), filled by fit
 
-    def fit(self, tables: Iterable[pa.Table]) -> None:
+    def fit(self, tables: Iterable[pa.Table]) -> PplCuts:
+        vocab: dict = {}
+        cuts = np.empty((0, len(self.p.percentiles)))  # (groups, percentiles)
+        spread = np.empty((0, 2))                      # (groups, [median, MAD]) of log(ppl)
         if not self.p.needs_fit:  # absolute bounds only: nothing to learn, so the input is not read twice
-            return
+            return PplCuts(self.p, vocab, cuts, spread)
         values, codes = [], []
         for table in tables:
             values.append(ppl_values(table))
-            codes.append(group_codes(table, self.p.per, self.vocab))
+            codes.append(group_codes(table, self.p.per, vocab))
         v = np.concatenate(values) if values else np.empty(0)
         g = np.concatenate(codes) if codes else np.empty(0, np.int32)
-        n_groups = max(len(self.vocab), 1)
-        self.cuts = group_percentiles(v, g, n_groups, self.p.percentiles)
+        n_groups = max(len(vocab), 1)
+        cuts = group_percentiles(v, g, n_groups, self.p.percentiles)
         if self.p.robust:
-            self.spread = group_robust(v, g, n_groups)
+            spread = group_robust(v, g, n_groups)
+        return PplCuts(self.p, vocab, cuts, spread)
+
+    def apply(self, table: pa.Table, state: PplCuts, rows: range) -> Outcome:
+        v = ppl_values(table)
+        code, bucket = state.decide(v, group_codes(table, self.p.per, state.vocab, grow=False))
+        outcome = Outcome.split(table, pc.take(pa.array(state.reasons(), pa.string()), pa.array(code)))
+        outcome.notes = state.notes(code == KEEP, np.isfinite(v), bucket)
+        return outcome
+
+
+@dataclass(frozen=True)
+class PplCuts:
+    """What ppl_filter's fit learns: the groups (`vocab`: label or language -> code), each group's percentiles
+    (`cuts`) and, for the MAD bounds, its median and MAD of log(ppl) (`spread`) — a few floats a group."""
+    p: PplFilterParams
+    vocab: dict
+    cuts: np.ndarray
+    spread: np.ndarray
 
     @property
     def groups(self) -> list:
@@ -237,13 +255,6 @@ class PplFilter:
     @property
     def lower(self) -> np.ndarray:
         return np.exp(self.spread[:, 0] - self.p.min_mad * self.spread[:, 1])
-
-    def apply(self, table: pa.Table) -> Outcome:
-        v = ppl_values(table)
-        code, bucket = self.decide(v, group_codes(table, self.p.per, self.vocab, grow=False))
-        outcome = Outcome.split(table, pc.take(pa.array(self.reasons(), pa.string()), pa.array(code)))
-        outcome.notes = self._notes(code == KEEP, np.isfinite(v), bucket)
-        return outcome
 
     def judge(self, table: pa.Table) -> tuple[np.ndarray, list[str | None]]:
         """For a consumer that combines this verdict with others (quality_filter): each row's decision code
@@ -308,7 +319,7 @@ class PplFilter:
         per_group = [r for reasons in self._per_group_reasons().values() for r in reasons]
         return fixed + per_group + [f"ppl_bucket:{b}" for b in BUCKETS]
 
-    def _notes(self, kept: np.ndarray, scored: np.ndarray, bucket: np.ndarray | None) -> dict[str, int]:
+    def notes(self, kept: np.ndarray, scored: np.ndarray, bucket: np.ndarray | None) -> dict[str, int]:
         notes = {}
         if bucket is not None:
             for b in self.p.keep:

@@ -380,8 +380,14 @@ def alpha_word_frac(rows: Rows) -> np.ndarray:
 
 def special_frac(rows: Rows) -> np.ndarray:
     """Share of characters, whitespace included, that are not letters: punctuation, symbols, digits, emoji,
-    spaces (the `special characters` ratio of ROOTS, Laurençon et al. 2022)."""
-    return _ratio(rows.length - rows.count("letter", "mark"), rows.length)
+    spaces (the `special characters` ratio of ROOTS, Laurençon et al. 2022) — with a run of one repeated such
+    character counted once: `太慢了......` or `好评!!!!!!` is a review with one pause, not six symbols (NFKC
+    turns `……` into `......`), while symbol junk (`#$@!%^`) rarely repeats a character."""
+    u, special = rows.chars, ~rows.has("letter", "mark")
+    again = np.zeros(len(u.codes), bool)
+    again[1:] = (u.codes[1:] == u.codes[:-1]) & (u.row[1:] == u.row[:-1]) & special[1:]
+    length = rows.length - u.per_row(again)
+    return _ratio(u.per_row(special & ~again), length)
 
 
 def digit_frac(rows: Rows) -> np.ndarray:
@@ -516,6 +522,7 @@ def quality_columns(table: pa.Table, p: QualityScoreParams) -> pa.Table:
     return table
 
 
+# v2: special_frac counts a run of one repeated non-letter once (padding like `......` is not junk).
 quality_columns.__doc__ = (
     "Add one `q_<name>` float column per statistic (null where it does not apply: a word statistic on a "
     "character-based row, a share of nothing). Rows whose `lang` is zh, ja, ko or yue (any subtag; a null "
@@ -523,5 +530,5 @@ quality_columns.__doc__ = (
     "Drop reasons: none (rules are `quality_filter`, a separate cheap node).\n\nStatistics:\n"
     + "\n".join(f"  {s.column:<22} {s.doc}" for s in STATS.values()))
 
-quality_score = stage("quality_score", version=1, kind="map", params=QualityScoreParams,
+quality_score = stage("quality_score", version=2, kind="map", params=QualityScoreParams,
                       consumes=("cls", "bio"))(quality_columns)

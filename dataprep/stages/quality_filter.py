@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from dataprep.errors import SchemaError
 from dataprep.outcome import Outcome
 from dataprep.registry import SplitScoped, param, stage
-from dataprep.stages.ppl_filter import KEEP, PplFilter, PplFilterParams, exact, ppl_values
+from dataprep.stages.ppl_filter import KEEP, PplCuts, PplFilter, PplFilterParams, exact, ppl_values
 from dataprep.stages.quality import CJK_LANGS, PREFIX, STATS, cjk_rows
 
 CJK = "cjk"  # the built-in overrides' key: every character-based row
@@ -246,19 +246,20 @@ class QualityFilter:
     signal that fired, kept or not, so the ledger shows what each rule catches.
     """
 
-    def __init__(self, params: QualityFilterParams):
+    def __init__(self, params: QualityFilterParams, kind: str):
         self.p = params
         self.limits = Thresholds(params)
-        self.ppl = PplFilter.impl(params.ppl_params) if params.uses_ppl else None  # the class: PplFilter is its Stage
+        # the class: PplFilter is its Stage
+        self.ppl = PplFilter.impl(params.ppl_params, kind) if params.uses_ppl else None
         self.model = LearnedModel.load(Path(params.model)) if params.model is not None else None
 
-    def fit(self, tables: Iterable[pa.Table]) -> None:
-        if self.ppl is not None:
-            self.ppl.fit(tables)
+    def fit(self, tables: Iterable[pa.Table]) -> PplCuts | None:
+        """The perplexity cuts, when perplexity is one of the signals; the rules need no fit."""
+        return self.ppl.fit(tables) if self.ppl is not None else None
 
-    def apply(self, table: pa.Table) -> Outcome:
+    def apply(self, table: pa.Table, state: PplCuts | None, rows: range) -> Outcome:
         fired, g = self.limits.fired(table)
-        ppl_code, ppl_reasons = self.ppl.judge(table) if self.ppl is not None else (None, [])
+        ppl_code, ppl_reasons = state.judge(table) if state is not None else (None, [])
         ppl_fired = ppl_code != KEEP if ppl_code is not None else np.zeros(table.num_rows, bool)
         if self.p.mode == "learned":
             reasons = self._learned(table)

@@ -142,16 +142,15 @@ class Rebalance:
     Originals are never dropped in mode over. Stats notes: `before:<label>` and `after:<label>` row counts.
 
     Memory: no text is held. Fit reads a label code and an augmented flag per row and groups row ordinals by
-    class (about 20 bytes a row at its peak); apply needs 5 bytes a row (decision, number of copies).
+    class (about 20 bytes a row at its peak); its state, which apply reads, is 5 bytes a row (decision, number
+    of copies).
     Drop reasons: `undersampled`; `augmented_unused` (prefer_augmented only).
     """
 
-    def __init__(self, params: RebalanceParams):
+    def __init__(self, params: RebalanceParams, kind: str):
         self.p = params
-        self.offset = 0
-        self.notes: dict[str, int] = {}
 
-    def fit(self, tables: Iterable[pa.Table]) -> None:
+    def fit(self, tables: Iterable[pa.Table]) -> RebalanceState:
         codes, augmented, vocab = [], [], {}
         for table in tables:
             labels = table.column("label").combine_chunks()
@@ -161,13 +160,12 @@ class Rebalance:
             augmented.append(_is_augmented(table) if self.p.prefer_augmented else np.zeros(len(table), bool))
         code = np.concatenate(codes) if codes else np.empty(0, np.int32)
         names = {c: name for name, c in vocab.items()}
-        self._decide(code, np.concatenate(augmented) if augmented else np.empty(0, bool), names)
+        return self._decide(code, np.concatenate(augmented) if augmented else np.empty(0, bool), names)
 
-    def _decide(self, code: np.ndarray, augmented: np.ndarray, names: dict[int, str]) -> None:
+    def _decide(self, code: np.ndarray, augmented: np.ndarray, names: dict[int, str]) -> RebalanceState:
         """For every row: keep or a drop reason, and how many copies to add. Classes go in label order so that
         the draws depend on the seed and the data only, never on batch sizes."""
-        self.reason = np.zeros(len(code), np.int8)
-        self.copies = np.zeros(len(code), np.int32)
+        state = RebalanceState(np.zeros(len(code), np.int8), np.zeros(len(code), np.int32), {})
         pools = {}
         for c in sorted(np.unique(code[code >= 0]).tolist(), key=names.get):
             rows = np.flatnonzero(code == c)
@@ -178,31 +176,45 @@ class Rebalance:
         targets = class_targets({label: len(o) for label, (o, _) in pools.items()}, self.p.strategy, self.p.mode)
         rng = np.random.default_rng(self.p.seed)
         for label, (originals, pool) in pools.items():
-            self._resample(originals, pool, targets[label], rng)
-            self.notes[f"before:{label}"] = len(originals) + len(pool)
+            _resample(state, originals, pool, targets[label], rng)
+            state.notes[f"before:{label}"] = len(originals) + len(pool)
             survivors = np.concatenate([originals, pool])
-            self.notes[f"after:{label}"] = int((self.reason[survivors] == KEEP).sum() + self.copies[originals].sum())
+            after = (state.reason[survivors] == KEEP).sum() + state.copies[originals].sum()
+            state.notes[f"after:{label}"] = int(after)
+        return state
 
-    def _resample(self, originals: np.ndarray, pool: np.ndarray, target: int, rng: np.random.Generator) -> None:
-        self.reason[pool] = UNUSED  # until a deficit takes them
-        n = len(originals)
-        if target < n:  # a random subset survives, as RandomUnderSampler keeps one (without replacement)
-            self.reason[rng.choice(originals, size=n - target, replace=False)] = UNDERSAMPLED
-            return
-        deficit = target - n
-        taken = rng.permutation(pool)[:deficit]
-        self.reason[taken] = KEEP
-        draws = originals[rng.integers(0, n, size=deficit - len(taken))]  # with replacement, like RandomOverSampler
-        np.add.at(self.copies, draws, 1)
-
-    def apply(self, table: pa.Table) -> Outcome:
-        rows = slice(self.offset, self.offset + table.num_rows)
-        self.offset += table.num_rows
-        outcome = Outcome.split(table, pa.array(REASONS[self.reason[rows]], pa.string()))
-        outcome.added = oversampled_copies(table, self.copies[rows])
-        if self.notes:  # the runner sums notes over batches: hand them over once
-            outcome.notes, self.notes = self.notes, {}
+    def apply(self, table: pa.Table, state: RebalanceState, rows: range) -> Outcome:
+        at = slice(rows.start, rows.stop)
+        outcome = Outcome.split(table, pa.array(REASONS[state.reason[at]], pa.string()))
+        outcome.added = oversampled_copies(table, state.copies[at])
+        if rows.start == 0 and len(rows):  # the notes belong to the node: the batch that starts it carries them
+            outcome.notes = dict(state.notes)
         return outcome
+
+
+@dataclass(frozen=True)
+class RebalanceState:
+    """Per row: a decision code (KEEP or a drop reason's index in REASONS) and how many copies to add; the
+    `before:<label>` / `after:<label>` counts. Five bytes a row."""
+    reason: np.ndarray
+    copies: np.ndarray
+    notes: dict[str, int]
+
+
+def _resample(state: RebalanceState, originals: np.ndarray, pool: np.ndarray, target: int,
+              rng: np.random.Generator) -> None:
+    """Fill in one class's decisions: a random subset survives under-sampling; a deficit takes augmented rows
+    first, then copies of originals drawn with replacement."""
+    state.reason[pool] = UNUSED  # until a deficit takes them
+    n = len(originals)
+    if target < n:  # a random subset survives, as RandomUnderSampler keeps one (without replacement)
+        state.reason[rng.choice(originals, size=n - target, replace=False)] = UNDERSAMPLED
+        return
+    deficit = target - n
+    taken = rng.permutation(pool)[:deficit]
+    state.reason[taken] = KEEP
+    draws = originals[rng.integers(0, n, size=deficit - len(taken))]  # with replacement, like RandomOverSampler
+    np.add.at(state.copies, draws, 1)
 
 
 def _is_augmented(table: pa.Table) -> np.ndarray:

@@ -52,24 +52,24 @@ class Split:
     Drop reasons: none (every row gets a split).
     """
 
-    def __init__(self, params: SplitParams):
-        self.p = params
-        self.offset = 0
+    def __init__(self, params: SplitParams, kind: str):
+        self.p, self.kind = params, kind
 
-    def fit(self, tables: Iterable[pa.Table]) -> None:
+    def fit(self, tables: Iterable[pa.Table]) -> SplitState:
         ids, hashes, labels, parents, own = [], [], [], [], []
         for table in tables:
             ids.extend(table.column("id").to_pylist())
             parents.extend(table.column("parent_id").to_pylist() if "parent_id" in table.column_names
                            else [None] * table.num_rows)
-            hashes.extend(hash_keys(dedup_keys(table, self.p.group_fold), 64).tolist())
-            labels.extend(_labels(table).to_pylist() if self.p.stratify else [""] * table.num_rows)
+            hashes.extend(hash_keys(dedup_keys(table, self.p.group_fold, self.kind), 64).tolist())
+            labels.extend(_labels(table, self.kind).to_pylist() if self.p.stratify else [""] * table.num_rows)
             own.extend(_own_splits(table))
         groups = _group_rows(ids, hashes, parents)
-        self.names = list(SPLITS) + sorted({s for s in own if s is not None} - set(SPLITS))
-        self.assignment = self._assign(groups, labels, own)
+        names = list(SPLITS) + sorted({s for s in own if s is not None} - set(SPLITS))
+        return SplitState(names, self._assign(groups, labels, own, names))
 
-    def _assign(self, groups: list[list[int]], labels: list[str], own: list[str | None]) -> np.ndarray:
+    def _assign(self, groups: list[list[int]], labels: list[str], own: list[str | None], names: list[str]
+                ) -> np.ndarray:
         targets = dict(zip(SPLITS, (1 - self.p.val - self.p.test, self.p.val, self.p.test)))
         by_label: dict[str, list[list[int]]] = defaultdict(list)
         out = np.zeros(len(labels), np.int8)
@@ -80,7 +80,7 @@ class Split:
                 by_label[labels[g[0]]].append(g)  # a group follows the label of its first row
                 continue
             for i in g:  # a row keeps its own split; the group's unassigned rows join its first one
-                out[i] = self.names.index(own[i] if own[i] is not None else assigned[0])
+                out[i] = names.index(own[i] if own[i] is not None else assigned[0])
             if assigned[0] in SPLITS:  # they count towards that split's share of the label's unassigned rows
                 counts = pinned.setdefault(labels[g[0]], dict.fromkeys(SPLITS, 0))
                 counts[assigned[0]] += sum(own[i] is None for i in g)
@@ -96,13 +96,19 @@ class Split:
                 out[g] = SPLITS.index(name)
         return out
 
-    def apply(self, table: pa.Table) -> Outcome:
-        codes = self.assignment[self.offset:self.offset + table.num_rows]
-        self.offset += table.num_rows
-        column = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(self.names)).cast(pa.string())
+    def apply(self, table: pa.Table, state: SplitState, rows: range) -> Outcome:
+        codes = state.assignment[rows.start:rows.stop]
+        column = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(state.names)).cast(pa.string())
         if "split" in table.column_names:
             table = table.drop_columns(["split"])
         return Outcome(table.append_column("split", column))
+
+
+@dataclass(frozen=True)
+class SplitState:
+    """Every row's split: a code per row (one byte) into `names`."""
+    names: list[str]
+    assignment: np.ndarray
 
 
 def _own_splits(table: pa.Table) -> list[str | None]:

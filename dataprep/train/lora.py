@@ -114,7 +114,7 @@ def _warn_outside_practice(p: LoraTrainParams) -> None:
 # ------------------------------------------------------------------------------------------------- the stage
 
 @stage("train_lora", version=4, kind="build", params=LoraTrainParams, consumes=("cls", "bio"), produces="model",
-       reads_splits=True)
+       reads_splits=True, resumable=True)
 def train_lora(batches: Callable[[], Iterator[pa.Table]], p: LoraTrainParams, out_dir: Path,
                work_dir: Path | None = None) -> dict:
     """Fine-tune `base_model` with LoRA on the `train` split of the input, select on `validation`, score on
