@@ -37,9 +37,10 @@ import pyarrow.parquet as pq
 import xxhash
 
 from dataprep.errors import CacheError, brief
+from dataprep.modelref import model_refs
 from dataprep.outcome import Outcome
 from dataprep.overlap import Behind
-from dataprep.registry import key_params, model_ref_fields
+from dataprep.registry import key_params
 from dataprep.schema import REJECTS, conform
 
 MANIFEST = "manifest.json"
@@ -57,15 +58,15 @@ _LEFTOVER = re.compile(r"(?P<key>[0-9a-f]{16})\.(?:partial-[0-9]+(?:\.old)?|work
 
 
 def node_key(node, input_keys: list[str], model_keys: dict[str, str] | None = None) -> str:
-    """`model_keys`: for each model param given as {node: NAME}, NAME's key. A model given as a local
-    directory is keyed by its files' bytes, like a source; a hub id by its name."""
+    """`model_keys`: the key of each node a model param names (`{node: NAME}`); how each model reference is
+    keyed is ModelRef.key_doc's (a local directory by its files' bytes, like a source; a hub id by its name)."""
     params = key_params(node.params)
-    for key, model_key in (model_keys or {}).items():
-        params[key] = {"node_key": model_key}
-    for key in model_ref_fields(type(node.params)):
-        ref = params.get(key)
-        if isinstance(ref, str) and Path(ref).is_dir():
-            params[key] = {"dir": file_digests(ref)}
+    by_node = {}
+    for key, ref in model_refs(node.params).items():
+        if ref.kind == "node":
+            by_node[ref.value] = (model_keys or {})[key]
+        if key in params:
+            params[key] = ref.key_doc(by_node)
     doc = {"stage": node.stage.name, "version": node.stage.version, "params": params, "inputs": input_keys}
     if node.stage.kind == "source" and getattr(node.params, "path", ""):
         doc["files"] = file_digests(node.params.path)

@@ -25,6 +25,7 @@ import yaml
 from dataprep import catalog, registry
 from dataprep.cache import NAME_RULE, safe_name
 from dataprep.errors import ConfigError, brief, one_line
+from dataprep.modelref import ModelRef
 from dataprep.registry import MODEL, Stage
 from dataprep.scope import check_evaluation_rows_untouched
 
@@ -351,11 +352,12 @@ def _model_nodes(name: str, params: Any) -> dict[str, str]:
     """Model params given as `{node: NAME}`: the nodes that must build those models first."""
     out = {}
     for key in registry.model_ref_fields(type(params)):
-        ref = getattr(params, key)
-        if isinstance(ref, dict):
-            if set(ref) != {"node"} or not isinstance(ref["node"], str):
-                raise ConfigError(f"a model node reference is {{node: NAME}}, got {brief(ref)}", name, f"with.{key}")
-            out[key] = ref["node"]
+        try:
+            ref = ModelRef.parse(getattr(params, key))
+        except ValueError as e:
+            raise ConfigError(f"{e}, got {brief(getattr(params, key))}", name, f"with.{key}") from None
+        if ref is not None and ref.kind == "node":
+            out[key] = ref.value
     return out
 
 

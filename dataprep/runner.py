@@ -19,6 +19,7 @@ from dataprep.cache import NodeCache, PartWriter, node_key, pipeline_lock, say
 from dataprep.dag import Node, Pipeline
 from dataprep.execute import build, check_totals, outcomes, run_in_memory  # noqa: F401  (run_in_memory: API)
 from dataprep.ledger import Ledger
+from dataprep.modelref import model_refs
 from dataprep.outcome import Outcome
 from dataprep.overlap import prefetch
 from dataprep.registry import MODEL, key_params
@@ -124,6 +125,10 @@ class Runner:
 
     # --- executing one node ---
 
+    def model_path(self, name: str) -> Path:
+        """Build node `name`'s model directory as the cache root spells it (what a stage is handed)."""
+        return self.cache(name).dir / MODEL
+
     def model_dir(self, name: str) -> Path:
         """Where build node `name` keeps its model (once it has run)."""
         return (self.cache(name).dir / MODEL).resolve()
@@ -136,7 +141,9 @@ class Runner:
         # A model node's directory as the cache root spells it (relative to the working directory by default),
         # not resolved: an adapter records its base's path in adapter_config.json, and an absolute path would
         # make two checkouts write different bytes under one key.
-        params = replace(node.params, **{k: str(self.cache(m).dir / MODEL) for k, m in node.models.items()})
+        node_dir = self.model_path
+        params = replace(node.params, **{k: ref.resolve(node_dir) for k, ref in model_refs(node.params).items()
+                                         if ref.kind == "node"})
         if node.stage.kind == "build":
             ledger, parts = self.build_ledger(node, params, scratch / MODEL, cache.work_dir), []
         else:
