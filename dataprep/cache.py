@@ -69,9 +69,18 @@ def node_key(node, input_keys: list[str], model_keys: dict[str, str] | None = No
             params[key] = ref.key_doc(by_node)
     doc = {"stage": node.stage.name, "version": node.stage.version, "params": params, "inputs": input_keys}
     if node.stage.kind == "source" and getattr(node.params, "path", ""):
-        doc["files"] = file_digests(node.params.path)
+        doc["files"] = source_digests(node.params)
     blob = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def source_digests(params) -> list[tuple[str, str]]:
+    """(name, xxh3-128) of every file a reader reads: its shards (a file, a directory's matching files, a
+    glob's matches — adding, removing or changing one changes the key), or every file under its path."""
+    shards = getattr(params, "source_files", None)
+    if shards is None:
+        return file_digests(params.path)
+    return [(shard.name, _xxh3(Path(shard.path))) for shard in shards()]
 
 
 def file_digests(path: str) -> list[tuple[str, str]]:

@@ -250,7 +250,7 @@ def _count(n: int, one: str, many: str) -> str:
 
 @main.command("stage")
 @click.argument("name")
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.argument("input_path", metavar="INPUT", type=str)  # a file, a directory or a glob: the DAG checks it
 @click.option("-o", "--output", required=True, help="output file: .jsonl, .csv, .tsv or .parquet")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="a stage parameter (YAML value)")
 @click.option("--read", "read_settings", multiple=True, metavar="KEY=VALUE",

@@ -365,11 +365,22 @@ def _check_inputs(name: str, stage: Stage, params: Any, inputs: tuple[str, ...])
     if stage.kind == "source":
         if inputs:
             raise ConfigError(f"{stage.name} reads files and takes no 'input'", name, "input")
-        path = getattr(params, "path", "") or ""
-        if not getattr(params, "name", None) and (not path or not Path(path).exists()):  # Path("") is "."
-            raise ConfigError(f"file not found: {brief(path)}" if path else "missing 'path'", name, "with.path")
+        problem = _source_problem(params)
+        if problem:
+            raise ConfigError(problem, name, "with.path")
     elif not inputs:
         raise ConfigError(f"{stage.name} needs an 'input' node", name, "input")
+
+
+def _source_problem(params: Any) -> str | None:
+    """What is wrong with a reader's path before any row moves: the reader's own check (a file, a directory
+    or a glob of shards: dataprep/io/shards.py) when it has one."""
+    if hasattr(params, "path_problem"):
+        return params.path_problem()
+    path = getattr(params, "path", "") or ""
+    if getattr(params, "name", None) or (path and Path(path).exists()):  # Path("") is "."
+        return None
+    return f"file not found: {brief(path)}" if path else "missing 'path'"
 
 
 def _topological(specs: dict) -> list[str]:

@@ -231,10 +231,11 @@ def test_jsonl_bio_tokens_and_tags_must_be_lists_of_strings(tmp_path, record, re
     assert reasons(drive("read_jsonl", path, kind="bio")) == [("b.jsonl:1", reason)]
 
 
-def test_jsonl_a_directory_is_an_input_error(tmp_path):
-    with pytest.raises(InputError) as e:
+def test_jsonl_an_empty_directory_is_a_config_error_on_path(tmp_path):
+    with pytest.raises(ConfigError) as e:
         drive("read_jsonl", tmp_path)
-    assert one_line_error(e) == f"{tmp_path}: cannot open: Is a directory"
+    assert one_line_error(e) == (f"with.path: no .jsonl/.json/.ndjson file in directory '{tmp_path}' (searched "
+                                 "recursively, hidden names skipped; name other files with a glob)")
 
 
 # --- CSV and TSV ---

@@ -1,33 +1,90 @@
 """Readers (source stages) and writers. Importing this package registers the readers."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.io.conll import read_conll, write_conll
-from dataprep.io.csv import read_csv, write_csv
-from dataprep.io.jsonl import read_jsonl, write_jsonl
-from dataprep.io.parallel import read_parallel
-from dataprep.io.tables import read_hf, read_parquet
+from dataprep.io.conll import prepare_conll, read_conll, read_conll_shard, write_conll
+from dataprep.io.csv import prepare_csv, read_csv, read_csv_shard, write_csv
+from dataprep.io.jsonl import merge_fields, plan_jsonl, read_jsonl, read_jsonl_range, scan_fields, write_jsonl
+from dataprep.io.parallel import prepare_parallel, read_parallel, read_parallel_shard
+from dataprep.io.shards import Range, Shard, expand, plan_ranges
+from dataprep.io.tables import prepare_parquet, read_hf, read_parquet, read_parquet_shard
+from dataprep.outcome import Outcome
 
 __all__ = ["read_csv", "read_conll", "read_jsonl", "read_parallel", "read_parquet", "read_hf", "reader_for",
-           "write_table"]
+           "write_table", "Range", "Shard", "plan_ranges", "plan_jsonl", "scan_fields", "merge_fields",
+           "read_jsonl_range", "prepare_read", "read_shard"]
 
 _READERS = {".jsonl": "read_jsonl", ".json": "read_jsonl", ".csv": "read_csv", ".tsv": "read_csv",
             ".parquet": "read_parquet", ".conll": "read_conll", ".bio": "read_conll"}
 
 
 def reader_for(path: str) -> tuple[str, dict]:
-    """The reader stage for a file, by extension, with the options the extension implies."""
+    """The reader stage for a file, by extension, with the options the extension implies; for a glob, by the
+    pattern's extension; for a directory, by its files' extensions (a saved dataset, or a directory whose
+    files no reader claims, is read_hf's)."""
     p = Path(path)
     if p.is_dir():
-        return "read_hf", {}
+        return _reader_for_directory(p)
     name = _READERS.get(p.suffix.lower())
     if name is None:
         raise ValueError(f"no reader for {path!r}: known extensions {', '.join(_READERS)} or a dataset directory")
-    return name, ({"delimiter": "\t"} if p.suffix.lower() == ".tsv" else {})
+    return name, _options(p.suffix)
+
+
+def _options(suffix: str) -> dict:
+    return {"delimiter": "\t"} if suffix.lower() == ".tsv" else {}
+
+
+_DATASET_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")  # what save_to_disk writes
+
+
+def _reader_for_directory(root: Path) -> tuple[str, dict]:
+    """A directory of shards is read by the one reader its files' extensions name; two (`.csv` beside
+    `.jsonl`) is a ValueError, since one reader cannot read both."""
+    if any((root / name).is_file() for name in _DATASET_FILES):
+        return "read_hf", {}
+    found = {}
+    for shard in expand(str(root), tuple(_READERS)):
+        suffix = Path(shard.name).suffix.lower()
+        found.setdefault((_READERS[suffix], tuple(_options(suffix).items())), shard.name)
+    if len(found) > 1:
+        raise ValueError(f"{root} holds files of several formats ({', '.join(sorted(found.values()))}, ...): name "
+                         "them with a glob")
+    if not found:
+        return "read_hf", {}
+    (name, options), = found
+    return name, dict(options)
+
+
+# Readers whose shards can be read apart, each task one file: (prepare, read one shard). JSON Lines is read by
+# byte ranges instead (plan_jsonl, scan_fields, merge_fields, read_jsonl_range): its kept fields' types carry
+# from file to file.
+_SHARD_READERS = {
+    "read_csv": (lambda p: (p, prepare_csv(p)), read_csv_shard),
+    "read_conll": (prepare_conll, read_conll_shard),
+    "read_parallel": (lambda p: (p, prepare_parallel(p)), read_parallel_shard),
+    "read_parquet": (lambda p: (p, prepare_parquet(p)), read_parquet_shard),
+}
+
+
+def prepare_read(reader: str, params) -> tuple[object, list[Shard]]:
+    """(params for `read_shard`, the shards in read order) after every check the reader makes before its first
+    row (headers, footers, column counts): a distributed read runs this once, then one `read_shard` a file.
+    The shards' outputs, concatenated in order (promote_options="permissive"), are the whole read's rows."""
+    if reader not in _SHARD_READERS:
+        raise ValueError(f"{reader} is not read shard by shard (read_jsonl: by ranges, plan_jsonl ...; read_hf: "
+                         "whole)")
+    return _SHARD_READERS[reader][0](params)
+
+
+def read_shard(reader: str, params, shard: Shard) -> Iterator[Outcome]:
+    """One shard's rows and rejects; `params` as `prepare_read` returned them."""
+    return _SHARD_READERS[reader][1](params, shard)
 
 
 def write_table(table: pa.Table, path: str) -> None:

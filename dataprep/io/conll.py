@@ -8,17 +8,20 @@ from typing import Literal
 
 import pyarrow as pa
 
-from dataprep.errors import ConfigError
-from dataprep.io.fields import META, check_keep_fields, check_split_as, source_name, split_name
+from dataprep.errors import ConfigError, InputError
+from dataprep.io.fields import META, check_keep_fields, check_split_as, split_name
 from dataprep.io.lines import decode, iter_lines, raw_text
+from dataprep.io.shards import Shard, ShardedPath
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
 from dataprep.schema import BIO
 
 
 @dataclass(frozen=True)
-class ConllParams:
-    path: str = param("", "input file, relative to the working directory")
+class ConllParams(ShardedPath):
+    path: str = param("", "input: a column file, a directory of them (.conll, .bio, .iob, .iob2, .bmes; "
+                      "recursively) or a glob (CoNLL-2003's eng.* has no extension); relative to the working "
+                      "directory")
     token_col: int = param(0, "column of the token (0-based)")
     tag_col: int = param(-1, "column of the tag (0-based; -1 = last)")
     delimiter: str | None = param(None, "column separator; default: any run of spaces or tabs")
@@ -48,33 +51,58 @@ class ConllParams:
                                                            if not re.fullmatch(r"col(0|[1-9][0-9]*)", n)]):
             raise ValueError(f"keep_fields names columns as col<i> (0-based), got {bad[0]!r}")
 
+    EXTENSIONS = (".conll", ".bio", ".iob", ".iob2", ".bmes")
+
 
 @stage("read_conll", version=3, kind="source", params=ConllParams, produces="bio")
 def read_conll(p: ConllParams) -> Iterator[Outcome]:
-    """Read NER sentences from a column file. `-DOCSTART-` lines are document breaks, not tokens; a missing
-    final newline is fine. A sentence's id is `<file>:<line of its first token>`; tags are kept as written
-    (convert them with `to_bio2`). The file's other columns (`keep_fields`, default all) are kept as list
-    columns `meta_col<i>` (i 0-based, one string per token: CoNLL-2003's POS and chunk tags are `meta_col1` and
-    `meta_col2`); a name in `keep_fields` that the file has no column for is a ConfigError. A dataset shipped
-    as one file per split names it with `split_as` (every sentence gets that `split`).
+    """Read NER sentences from column files: one file, a directory of shards or a glob (`dataprep.io.shards`:
+    a shard's sentences are `<path relative to the root>:<line>`; shards must have the same columns).
+    `-DOCSTART-` lines are document breaks, not tokens; a missing final newline is fine. A sentence's id is
+    `<file>:<line of its first token>`; tags are kept as written (convert them with `to_bio2`). The file's
+    other columns (`keep_fields`, default all) are kept as list columns `meta_col<i>` (i 0-based, one string
+    per token: CoNLL-2003's POS and chunk tags are `meta_col1` and `meta_col2`); a name in `keep_fields` that
+    the file has no column for is a ConfigError. A dataset shipped as one file per split names it with
+    `split_as` (every sentence gets that `split`).
 
     Drop reasons (the whole sentence): `invalid_utf8:<line>` (with invalid_utf8=reject; <line> is the first bad
     line), `bad_column_row:<line>` (a line whose column count differs from the file's, so its tag column
     cannot be trusted).
     """
-    source = source_name(p.path)
+    p, shards = prepare_conll(p)
+    kept = _kept_columns(p)
+    for shard in shards:
+        yield from _read_file(p, shard, kept)
+
+
+def prepare_conll(p: ConllParams) -> tuple[ConllParams, list[Shard]]:
+    """The params with the source's column count filled in, and the shards: every check the read makes before
+    its first sentence (columns of every shard, token, tag and kept columns)."""
+    shards = p.shards()
     if p.columns is None:
-        p = replace(p, columns=_first_column_count(p))
+        p = replace(p, columns=_column_count(shards, p.delimiter))
     for name in ("token_col", "tag_col"):
         if not -p.columns <= getattr(p, name) < p.columns:
             raise ConfigError(f"the file has {p.columns} columns; column {getattr(p, name)} does not exist",
                               key=f"with.{name}")
-    kept = _kept_columns(p)
+    _kept_columns(p)
+    return p, shards
+
+
+def read_conll_shard(p: ConllParams, shard: Shard) -> Iterator[Outcome]:
+    """One shard's sentences and rejects, as the whole read gives them; `p` from `prepare_conll`."""
+    if p.columns is None:
+        raise ValueError("read_conll_shard needs the params prepare_conll returns (with the column count)")
+    return _read_file(p, shard, _kept_columns(p))
+
+
+def _read_file(p: ConllParams, shard: Shard, kept: list[int]) -> Iterator[Outcome]:
+    """One shard's sentences, ids `<shard name>:<line of the first token>`."""
     names = list(BIO.names) + [META + f"col{i}" for i in kept]
     rows: dict[str, list] = {name: [] for name in names}
     bad: list[tuple[str, str, str]] = []
-    replaced = 0
-    for start, lines in _sentences(p.path):
+    replaced, source = 0, shard.name
+    for start, lines in _sentences(shard.path):
         rid = f"{source}:{start}"
         tokens, tags, others, reason = _columns(lines, p, kept)
         if reason is None and p.invalid_utf8 == "replace":
@@ -155,15 +183,31 @@ def _columns(lines: list[tuple[int, bytes]], p: ConllParams, kept: list[int]
     return tokens, tags, others, None
 
 
-def _first_column_count(p: ConllParams) -> int:
-    """Columns of the first line that has any. A line of only Unicode spaces (U+3000, U+2028) is not blank to
-    `_sentences` but has no column: it is a bad_column_row, not the file's shape."""
-    for _, lines in _sentences(p.path):
+def _column_count(shards: list[Shard], delimiter: str | None) -> int:
+    """The columns of the source: those of the first line that has any (2 when no line has). Shards are one
+    table, so a shard whose first such line has another count is an InputError naming both files, raised
+    before any sentence is read (its lines would all be bad_column_row otherwise)."""
+    counts = [(shard, _first_column_count(shard.path, delimiter)) for shard in shards]
+    counts = [(shard, n) for shard, n in counts if n is not None]
+    if not counts:
+        return 2
+    first, n = counts[0]
+    for shard, other in counts[1:]:
+        if other != n:
+            raise InputError(f"{shard.path}: {other} columns on its first token line, but {first.path} has {n}; "
+                             "shards of one source must have the same columns (or set 'columns')")
+    return n
+
+
+def _first_column_count(path: str, delimiter: str | None) -> int | None:
+    """Columns of the first line that has any, None when none has. A line of only Unicode spaces (U+3000,
+    U+2028) is not blank to `_sentences` but has no column: it is a bad_column_row, not the file's shape."""
+    for _, lines in _sentences(path):
         for _, raw in lines:
             text = raw.decode("utf-8", errors="replace")  # the delimiters are ASCII: a bad byte cannot hide one
-            if count := len(text.split(p.delimiter) if p.delimiter else text.split()):
+            if count := len(text.split(delimiter) if delimiter else text.split()):
                 return count
-    return 2
+    return None
 
 
 def write_conll(table: pa.Table, path: str) -> None:

@@ -10,14 +10,21 @@ from typing import Literal
 import pyarrow as pa
 
 from dataprep.errors import InputError
-from dataprep.io.fields import ClsBatch, ClsFields, Extras, missing_kept, source_name
+from dataprep.io.fields import ClsBatch, ClsFields, Extras, missing_kept
 from dataprep.io.lines import decode, iter_lines, raw_text
+from dataprep.io.shards import Shard, ShardedPath
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
 
+# The file name endings a directory's shards must have, by delimiter.
+DELIMITED_EXTENSIONS = {",": (".csv",), "\t": (".tsv", ".tab")}
+OTHER_DELIMITED = (".csv", ".tsv", ".txt")
+
 
 @dataclass(frozen=True)
-class CsvParams(ClsFields):
+class CsvParams(ShardedPath, ClsFields):
+    path: str = param("", "input: a CSV/TSV file, a directory of them (.csv for ',', .tsv/.tab for a tab, else "
+                      ".csv/.tsv/.txt; recursively) or a glob; relative to the working directory")
     delimiter: str = param(",", "field separator: ',' for CSV, '\\t' for TSV")
     header: bool = param(True, "the first record names the columns")
     columns: list[str] | None = param(None, "column names when the file has no header")
@@ -40,10 +47,15 @@ class CsvParams(ClsFields):
         if self.columns and (twice := _repeated(self.columns)):
             raise ValueError(f"column {twice!r} appears twice in 'columns'")
 
+    def extensions(self) -> tuple[str, ...]:
+        return DELIMITED_EXTENSIONS.get(self.delimiter, OTHER_DELIMITED)
+
 
 @stage("read_csv", version=3, kind="source", params=CsvParams, produces="cls")
 def read_csv(p: CsvParams) -> Iterator[Outcome]:
-    """Read classification records from a CSV or TSV file.
+    """Read classification records from CSV or TSV: one file, a directory of shards or a glob
+    (`dataprep.io.shards`: a shard's rows are `<path relative to the root>:<line>`). Each shard has its own
+    header (or `columns`); every header is checked before any row is read.
 
     A record's line is the physical line where it starts (lines end at `\\n`; `\\r\\n` is fine). Every value
     is a string (an empty field is null); a NUL byte or BOM inside a field is kept for normalize to remove. An
@@ -60,17 +72,45 @@ def read_csv(p: CsvParams) -> Iterator[Outcome]:
     bare CR — old Mac line ends), since then no column can be mapped; a column name that appears twice
     (empty names may repeat); a name in `keep_fields` that the header does not have.
     """
-    source = source_name(p.path)
+    seen = _Seen()
+    for shard in prepare_csv(p):
+        yield from _read_file(p, shard, seen)
+
+
+def prepare_csv(p: CsvParams) -> list[Shard]:
+    """The shards to read, every header checked first (InputError naming file:line), before any row moves."""
+    shards = p.shards()
+    if p.header:
+        for shard in shards:
+            _header_names(p, shard)
+    return shards
+
+
+def read_csv_shard(p: CsvParams, shard: Shard) -> Iterator[Outcome]:
+    """One shard's rows and rejects, as the whole read gives them (a task of a distributed read, after
+    `prepare_csv`); only the `split` column may come later than in the whole read, where an earlier shard's
+    split made every later batch carry it."""
+    return _read_file(p, shard, _Seen())
+
+
+class _Seen:
+    """What the shards of one source share: whether a row had a split (then every later batch has the column)."""
+    split_seen = False
+
+
+def _read_file(p: CsvParams, shard: Shard, seen: _Seen) -> Iterator[Outcome]:
+    """One shard's batches, with the shard's kept fields (its own header's columns)."""
+    path, source = shard.path, shard.name
     batch, bad = None, []
-    names = _named(p.path, 0, list(p.columns)) if p.columns else None
+    names = _named(path, 0, list(p.columns)) if p.columns else None
     if names is not None:
-        batch = ClsBatch(p, source, _extras(p, names, p.path))
-    for start, _end, fields, raw, reason in csv_records(p.path, p.delimiter, p.quoting, p.max_record_lines,
+        batch = ClsBatch(p, source, _extras(p, names, path, seen.split_seen))
+    for start, _end, fields, raw, reason in csv_records(path, p.delimiter, p.quoting, p.max_record_lines,
                                                         p.max_fields):
         rid = f"{source}:{start}"
         if names is None:
-            names = _named(p.path, start, _column_names(p.path, start, fields, reason))
-            batch = ClsBatch(p, source, _extras(p, names, f"{p.path}:{start}"))
+            names = _named(path, start, _column_names(path, start, fields, reason))
+            batch = ClsBatch(p, source, _extras(p, names, f"{path}:{start}", seen.split_seen))
             continue
         if reason is None and len(fields) != len(names):
             reason = f"bad_csv_row:fields={len(fields)}"
@@ -79,11 +119,23 @@ def read_csv(p: CsvParams) -> Iterator[Outcome]:
         if reason:
             bad.append((rid, reason, raw))
         if len(batch) + len(bad) >= p.batch_rows:
+            seen.split_seen = batch.extras.split_seen
             yield Outcome(batch.flush(), reject_records(bad))
             bad = []
     if batch is None:  # an empty file: not even a header
         batch = ClsBatch(p, source, Extras(p.keep_fields, p.mapped_fields(), {}))
+        batch.extras.split_seen = seen.split_seen
+    seen.split_seen = batch.extras.split_seen
     yield Outcome(batch.flush(), reject_records(bad))
+
+
+def _header_names(p: CsvParams, shard: Shard) -> None:
+    """Check a shard's header as reading it would (InputError naming file:line), without reading its rows."""
+    for start, _end, fields, _raw, reason in csv_records(shard.path, p.delimiter, p.quoting, p.max_record_lines,
+                                                         p.max_fields):
+        _extras(p, _named(shard.path, start, _column_names(shard.path, start, fields, reason)),
+                f"{shard.path}:{start}", False)
+        return
 
 
 def _named(path: str, line: int, names: list[str]) -> list[str]:
@@ -95,14 +147,17 @@ def _named(path: str, line: int, names: list[str]) -> list[str]:
     return named
 
 
-def _extras(p: CsvParams, names: list[str], where: str) -> Extras:
-    """The kept columns, every one a string."""
+def _extras(p: CsvParams, names: list[str], where: str, split_seen: bool) -> Extras:
+    """The kept columns, every one a string; `split_seen`: an earlier shard had a row with a split."""
     if p.keep_fields == "none":
-        return Extras("none", p.mapped_fields())
-    missing_kept(p.keep_fields, names, where)
-    mapped = set(p.mapped_fields())
-    kept = [n for n in names if n not in mapped] if p.keep_fields == "all" else list(p.keep_fields)
-    return Extras(p.keep_fields, mapped, dict.fromkeys(kept, "string"))
+        extras = Extras("none", p.mapped_fields())
+    else:
+        missing_kept(p.keep_fields, names, where)
+        mapped = set(p.mapped_fields())
+        kept = [n for n in names if n not in mapped] if p.keep_fields == "all" else list(p.keep_fields)
+        extras = Extras(p.keep_fields, mapped, dict.fromkeys(kept, "string"))
+    extras.split_seen = split_seen
+    return extras
 
 
 _HEADER_PROBLEMS = {

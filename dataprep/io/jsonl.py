@@ -1,7 +1,6 @@
 """JSON Lines: one object per line. Reader (a source stage) and writer."""
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -16,23 +15,26 @@ import pyarrow.json as pj
 
 from dataprep.io.fields import (
     ARROW_TYPES,
+    MAX_KEPT_FIELDS,
     META,
     SPLIT_NAMES,
     BioBatch,
     ClsBatch,
     ClsFields,
     Extras,
-    source_name,
     split_name,
 )
 from dataprep.io.lines import BOM, decode, open_input, raw_text
+from dataprep.io.shards import Range, ShardedPath, plan_source
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
 from dataprep.schema import CLS
 
 
 @dataclass(frozen=True)
-class JsonlParams(ClsFields):
+class JsonlParams(ShardedPath, ClsFields):
+    path: str = param("", "input: a JSON Lines file, a directory of them (.jsonl, .json, .ndjson, recursively) or "
+                      "a glob; relative to the working directory")
     kind: Literal["cls", "bio"] = param("cls", "cls: text + label records; bio: token + tag lists (NER)")
     tokens_field: str = param("tokens", "bio: input field holding the token list")
     tags_field: str = param("tags", "bio: input field holding the tag list")
@@ -43,10 +45,15 @@ class JsonlParams(ClsFields):
         return [self.tokens_field, self.tags_field, self.lang_field] + [
             f for f in (self.id_field, self.split_field) if f]
 
+    EXTENSIONS = (".jsonl", ".json", ".ndjson")
+
 
 @stage("read_jsonl", version=3, kind="source", params=JsonlParams, produces=lambda p: p.kind)
 def read_jsonl(p: JsonlParams) -> Iterator[Outcome]:
-    """Read classification records (`kind: cls`) or NER sentences (`kind: bio`) from a JSON Lines file.
+    """Read classification records (`kind: cls`) or NER sentences (`kind: bio`) from JSON Lines: one file, a
+    directory of shards or a glob (`dataprep.io.shards`: a shard's rows are `<path relative to the root>:<line>`,
+    a lone file's `<file>:<line>`). The shards are one table: a kept field's type is fixed by the first line
+    holding a value in any of them, in read order.
 
     Blank lines are skipped (they hold no record). What each field may hold is in `dataprep.io.fields`: an
     integer label or id becomes its decimal string, any other value of the wrong type is rejected. Drop reasons:
@@ -75,8 +82,17 @@ def read_jsonl(p: JsonlParams) -> Iterator[Outcome]:
     kept as JSON text, which Arrow cannot write) sends its block to the slow path: drop such a field
     (`keep_fields`) to read a large file at full speed.
     """
-    source, extras = source_name(p.path), Extras.of(p)
-    for linenos, block in _blocks(p.path):
+    extras = Extras.of(p)
+    for shard in p.shards():
+        extras.first = dict.fromkeys(extras.first, 0)  # fixed in an earlier shard: before this one's first line
+        yield from _read_range(Range(shard.path, shard.name, 0, None, 1), p, extras)
+
+
+def _read_range(rng: Range, p: JsonlParams, extras: Extras) -> Iterator[Outcome]:
+    """The rows and rejects of one range of a file (a whole file: `stop` None), numbered from its first line;
+    `extras` carries the kept fields from range to range."""
+    source = rng.name
+    for linenos, block in _blocks(rng.path, rng.start, rng.stop, rng.first_line):
         lines = None
         if p.kind == "cls":
             if not extras.none:
@@ -116,26 +132,36 @@ def _discover(lines: list[tuple[int, bytes]], extras: Extras) -> bool:
 BLOCK_BYTES = 16 << 20
 
 
-def _blocks(path: str) -> Iterator[tuple[range, memoryview]]:
-    """(its line numbers, a view of its bytes) for ~16 MiB runs of whole lines; a leading BOM is removed.
-    Each read starts at a line boundary (the partial last line is read again with the next block), so a block
-    is the bytes `read` returned, never a copy glued from two reads."""
-    first_line, size = 1, BLOCK_BYTES
+def _blocks(path: str, start: int = 0, stop: int | None = None, first_line: int = 1
+            ) -> Iterator[tuple[range, memoryview]]:
+    """(its line numbers, a view of its bytes) for ~16 MiB runs of whole lines of bytes [start, stop) (stop
+    None: to the end); a BOM at the start of the file is removed. Each read starts at a line boundary (the
+    partial last line is read again with the next block), so a block is the bytes `read` returned, never a
+    copy glued from two reads. A range ends after a newline or at the end of the file, so a read that stops
+    at `stop` never cuts a line."""
+    size = BLOCK_BYTES
     with open_input(path) as f:
-        if f.read(len(BOM)) != BOM:
-            f.seek(0)
-        while data := f.read(size):
+        f.seek(start)
+        if start > 0 or f.read(len(BOM)) != BOM:
+            f.seek(start)
+        pos = f.tell()
+        while True:
+            want = size if stop is None else min(size, stop - pos)
+            data = f.read(want) if want > 0 else b""
+            if not data:
+                return
             cut = data.rfind(b"\n") + 1
-            if cut == 0 and len(data) == size:  # one line longer than a block: read it whole
-                f.seek(-len(data), io.SEEK_CUR)
+            if cut == 0 and len(data) == want and (stop is None or pos + want < stop):
+                f.seek(pos)  # one line longer than a block: read it whole
                 size *= 2
                 continue
+            pos += cut if cut else len(data)
             if cut == 0:  # the last line, without its newline
                 data, cut = data + b"\n", len(data) + 1
-            f.seek(cut - len(data), io.SEEK_CUR)
             lines = range(first_line, first_line + data.count(b"\n", 0, cut))
             yield lines, memoryview(data)[:cut]
             first_line, size = lines.stop, BLOCK_BYTES
+            f.seek(pos)
 
 
 # Lines Arrow's JSON reader must not see. A blank one (only Arrow's whitespace) yields no row, so rows no longer
@@ -407,6 +433,90 @@ def _encodable(record: dict) -> bool:
             except UnicodeEncodeError:
                 return False
     return True
+
+
+# --- ranges: one input read as many tasks (a distributed backend), with the rows a whole read gives ---
+
+@dataclass(frozen=True)
+class Fields:
+    """The kept fields of a JSON Lines input as a whole read knows them at its end: each name in the order
+    first seen, its kind (None: only nulls so far) and where its first non-null value is, (shard, line).
+    Small and picklable: ranges are scanned apart (`scan_fields`), merged in order (`merge_fields`), and every
+    range is read with the same merged state, so a value's type is judged as the whole read judges it."""
+    names: tuple[tuple[str, str | None, tuple[int, int] | None], ...] = ()
+
+    @classmethod
+    def of(cls, extras: Extras, shard: int) -> Fields:
+        return cls(tuple((name, kind, (shard, extras.first[name]) if name in extras.first else None)
+                         for name, kind in extras.kinds.items()))
+
+    def extras(self, p: JsonlParams, shard: int) -> Extras:
+        """An `Extras` holding these fields, its first lines counted in `shard`'s numbering: a value fixed in an
+        earlier shard is before line 1 (0), one fixed in a later shard after every line."""
+        extras = Extras.of(p)
+        for name, kind, first in self.names:
+            extras.kinds[name] = kind
+            if first is not None:
+                extras.first[name] = 0 if first[0] < shard else first[1] if first[0] == shard else _AFTER_ALL
+        return extras
+
+
+_AFTER_ALL = 1 << 62
+
+
+def plan_jsonl(p: JsonlParams, range_bytes: int = 64 << 20) -> list[Range]:
+    """Ranges over every shard of `p.path`, in read order, about `range_bytes` each (`dataprep.io.shards`)."""
+    return plan_source(p.shards(), range_bytes)
+
+
+def needs_fields(p: JsonlParams) -> bool:
+    """Whether ranges must be scanned before they are read: only kept fields carry state from line to line."""
+    return p.keep_fields != "none"
+
+
+def scan_fields(p: JsonlParams, rng: Range) -> Fields:
+    """The kept fields one range shows, learnt as the reader learns them (each non-blank line Python parses,
+    in line order). A block Arrow reads by the fields already known teaches nothing new, so it is skipped at
+    Arrow's speed; only blocks with a new field (or a value Arrow cannot type) are parsed line by line."""
+    extras = Extras.of(p)
+    if extras.none:
+        return Fields()
+    for linenos, block in _blocks(rng.path, rng.start, rng.stop, rng.first_line):
+        _discover(_sample(block, linenos.start), extras)
+        if p.kind == "cls" and _arrow_fields(block, p, extras) is not None:
+            continue  # every key known and typed (unknown keys make Arrow fail under keep_fields all)
+        _discover(_lines(block, linenos.start), extras)
+    return Fields.of(extras, rng.shard)
+
+
+def merge_fields(p: JsonlParams, scans: Sequence[Fields]) -> Fields:
+    """The scans of consecutive ranges (in read order, covering the input) as one: what a whole read knows at
+    its end. A name comes in order of first sight; its kind from its first non-null value; past
+    MAX_KEPT_FIELDS names the rest are refused, as the whole read refuses them (`too_many_fields`)."""
+    kinds: dict[str, str | None] = dict(Extras.of(p).kinds)
+    first: dict[str, tuple[int, int]] = {}
+    for scan in scans:
+        for name, kind, where in scan.names:
+            if name not in kinds:
+                if len(kinds) >= MAX_KEPT_FIELDS:
+                    continue
+                kinds[name] = None
+            if kinds[name] is None and kind is not None:
+                kinds[name], first[name] = kind, where
+    return Fields(tuple((name, kind, first.get(name)) for name, kind in kinds.items()))
+
+
+def read_jsonl_range(p: JsonlParams, rng: Range, fields: Fields | None = None) -> Iterator[Outcome]:
+    """The rows and rejects of one range, exactly those a whole read of the input gives for its lines: the
+    same ids (`<name>:<line>`), values and reasons. Concatenated in range order (`promote_options=
+    "permissive"`: a column may come earlier than in the whole read, with nulls), the ranges' rows equal the
+    whole read's; batches differ. `fields`: the merge of every range's scan; needed unless `keep_fields: none`
+    (`needs_fields`), since a kept field's type is fixed by the first line holding it, maybe in another range.
+    """
+    if fields is None and needs_fields(p):
+        raise ValueError("read_jsonl_range keeps fields: pass merge_fields(p, [scan_fields(p, r) for r in ranges])")
+    extras = (fields or Fields()).extras(p, rng.shard)
+    yield from _read_range(rng, p, extras)
 
 
 def write_jsonl(table: pa.Table, path: str) -> None:

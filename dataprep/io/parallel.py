@@ -8,16 +8,18 @@ from typing import Literal
 import pyarrow as pa
 
 from dataprep.errors import InputError
-from dataprep.io.csv import check_header, csv_records
-from dataprep.io.fields import META, check_keep_fields, missing_kept, source_name
+from dataprep.io.csv import DELIMITED_EXTENSIONS, OTHER_DELIMITED, check_header, csv_records
+from dataprep.io.fields import META, check_keep_fields, missing_kept
+from dataprep.io.shards import Shard, ShardedPath
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
 from dataprep.schema import PARALLEL
 
 
 @dataclass(frozen=True)
-class ParallelParams:
-    path: str = param("", "input file, relative to the working directory")
+class ParallelParams(ShardedPath):
+    path: str = param("", "input: a file of pairs, a directory of them (.tsv/.tab for a tab, .csv for ',', else "
+                      ".csv/.tsv/.txt; recursively) or a glob; relative to the working directory")
     src_col: int = param(0, "0-based column holding the source sentence")
     tgt_col: int = param(1, "0-based column holding the target sentence")
     fields: int | None = param(None, "fields every line must have; default: the header's count, or "
@@ -47,11 +49,16 @@ class ParallelParams:
             raise ValueError(f"fields ({self.fields}) must exceed src_col and tgt_col")
         check_keep_fields(self.keep_fields, [])
 
+    def extensions(self) -> tuple[str, ...]:
+        return DELIMITED_EXTENSIONS.get(self.delimiter, OTHER_DELIMITED)
+
 
 @stage("read_parallel", version=4, kind="source", params=ParallelParams, produces="parallel")
 def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
     """Read sentence pairs, one a line, into `parallel` rows (id `<file>:<line>`, src, tgt, src_lang,
-    tgt_lang). Blank lines hold no pair and are skipped; sides are kept as written (normalize them later).
+    tgt_lang) from one file, a directory of shards or a glob (`dataprep.io.shards`: a shard's pairs are
+    `<path relative to the root>:<line>`; each shard has its own header, all checked before any pair). Blank
+    lines hold no pair and are skipped; sides are kept as written (normalize them later).
 
     Drop reasons: `invalid_utf8`, `bad_parallel_row:fields=<n>` (a line with the wrong number of fields, e.g.
     a missing tab or a stray third column), `bad_csv_row:unbalanced_quote` (quoting 'minimal' only),
@@ -67,17 +74,41 @@ def read_parallel(p: ParallelParams) -> Iterator[Outcome]:
     Tatoeba's attribution, the third column, is `meta_col2`); an empty field is null. A name in `keep_fields`
     that no column has is an InputError.
     """
-    source, expected, header = source_name(p.path), p.fields, p.header
+    for shard in prepare_parallel(p):
+        yield from _read_file(p, shard)
+
+
+def prepare_parallel(p: ParallelParams) -> list[Shard]:
+    """The shards to read, every header checked first (InputError naming file:line), before any pair moves."""
+    shards = p.shards()
+    if p.header:
+        for shard in shards:
+            for lineno, _end, fields, _raw, reason in _records(p, shard):
+                _header_columns(p, shard.path, lineno, fields, reason)
+                break
+    return shards
+
+
+def read_parallel_shard(p: ParallelParams, shard: Shard) -> Iterator[Outcome]:
+    """One shard's pairs and rejects, as the whole read gives them (after `prepare_parallel`)."""
+    return _read_file(p, shard)
+
+
+def _records(p: ParallelParams, shard: Shard):
+    return csv_records(shard.path, p.delimiter, p.quoting, p.max_record_lines)
+
+
+def _read_file(p: ParallelParams, shard: Shard) -> Iterator[Outcome]:
+    """One shard's pairs (ids `<shard name>:<line>`), with its own header when `header`."""
+    source, expected, header = shard.name, p.fields, p.header
     names = None if header else _positional(expected or max(p.src_col, p.tgt_col) + 1)
-    kept = None if names is None else _kept(p, names, p.path)
+    kept = None if names is None else _kept(p, names, shard.path)
     cols, bad = {name: [] for name in ("id", "src", "tgt")}, []
-    for lineno, _end, fields, raw, reason in csv_records(p.path, p.delimiter, p.quoting, p.max_record_lines):
+    for lineno, _end, fields, raw, reason in _records(p, shard):
         rid = f"{source}:{lineno}"
         if header:  # the first record names the columns
-            expected, header = expected or _header_fields(p, lineno, fields, reason), False
-            names = [name or f"col{i}" for i, name in enumerate(fields)][:expected]
-            names += _positional(expected)[len(names):]
-            kept = _kept(p, names, f"{p.path}:{lineno}")
+            expected, kept = _header_columns(p, shard.path, lineno, fields, reason)
+            header = False
             continue
         reason = reason or _check(fields, expected or max(p.src_col, p.tgt_col) + 1, p)
         if reason:
@@ -98,6 +129,15 @@ def _positional(n: int) -> list[str]:
     return [f"col{i}" for i in range(n)]
 
 
+def _header_columns(p: ParallelParams, path: str, lineno: int, fields: list[str], reason: str | None
+                    ) -> tuple[int, list[tuple[int, str]]]:
+    """(fields each line has, the kept columns) from a header record; InputError when it cannot be used."""
+    expected = p.fields or _header_fields(p, path, lineno, fields, reason)
+    names = [name or f"col{i}" for i, name in enumerate(fields)][:expected]
+    names += _positional(expected)[len(names):]
+    return expected, _kept(p, names, f"{path}:{lineno}")
+
+
 def _kept(p: ParallelParams, names: list[str], where: str) -> list[tuple[int, str]]:
     """(position, output column) of each kept column."""
     if p.keep_fields == "none":
@@ -112,11 +152,11 @@ def _kept(p: ParallelParams, names: list[str], where: str) -> list[tuple[int, st
     return out
 
 
-def _header_fields(p: ParallelParams, line: int, fields: list[str], reason: str | None) -> int:
+def _header_fields(p: ParallelParams, path: str, line: int, fields: list[str], reason: str | None) -> int:
     """How many fields the header says each line has; too few for src_col and tgt_col is an InputError."""
-    check_header(p.path, line, reason)
+    check_header(path, line, reason)
     if len(fields) <= max(p.src_col, p.tgt_col):
-        raise InputError(f"{p.path}:{line}: the header has {len(fields)} column(s); src_col {p.src_col} and "
+        raise InputError(f"{path}:{line}: the header has {len(fields)} column(s); src_col {p.src_col} and "
                          f"tgt_col {p.tgt_col} need {max(p.src_col, p.tgt_col) + 1}")
     return len(fields)
 

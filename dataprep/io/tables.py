@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataprep.errors import InputError
+from dataprep.errors import InputError, brief
 from dataprep.io.fields import (
     EXACT_FLOAT_INT,
     META,
@@ -34,14 +34,25 @@ from dataprep.io.fields import (
     source_name,
     split_name,
 )
+from dataprep.io.shards import Shard, ShardedPath
 from dataprep.outcome import Outcome, rows_as_json
 from dataprep.registry import param, stage
 from dataprep.schema import CLS, REJECTS
 
 
-@stage("read_parquet", version=3, kind="source", params=ClsFields, produces="cls")
-def read_parquet(p: ClsFields) -> Iterator[Outcome]:
-    """Read classification records from a Parquet file. Row n (1-based) gets id `<file>:<n>`. Its other
+@dataclass(frozen=True)
+class ParquetParams(ShardedPath, ClsFields):
+    path: str = param("", "input: a Parquet file, a directory of them (.parquet, recursively: Spark's or a "
+                      "hub dataset's part files) or a glob; relative to the working directory")
+
+    EXTENSIONS = (".parquet",)
+
+
+@stage("read_parquet", version=3, kind="source", params=ParquetParams, produces="cls")
+def read_parquet(p: ParquetParams) -> Iterator[Outcome]:
+    """Read classification records from Parquet: one file, a directory of shards or a glob
+    (`dataprep.io.shards`; every shard's footer and columns are checked before any row is read). Row n
+    (1-based) of a shard gets id `<file>:<n>` (`<path relative to the root>:<n>` for a shard). Its other
     columns are kept as `meta_<name>` (`keep_fields`), its `split` column is the rows' split, so the output of
     `dataprep stage split ... -o out.parquet` reads back with its splits.
 
@@ -53,19 +64,50 @@ def read_parquet(p: ClsFields) -> Iterator[Outcome]:
     A file that is not Parquet (empty, truncated, corrupt) is an InputError naming it, raised before any row
     is read; so is a row group whose data cannot be decoded (the node is then not committed).
     """
-    source, offset, state = source_name(p.path), 0, _State()
-    for batch in _parquet_batches(p.path, p.batch_rows):
+    state = _State()
+    for shard in prepare_parquet(p):
+        yield from _read_file(p, shard, state)
+
+
+def prepare_parquet(p: ParquetParams) -> list[Shard]:
+    """The shards to read, every footer read and its columns checked against `keep_fields` first (InputError
+    naming the file), before any row moves."""
+    shards = p.shards()
+    if len(shards) > 1:  # a lone file is checked as it is opened, as before shards
+        for shard in shards:
+            missing_kept(p.keep_fields, _parquet_file(shard.path).schema_arrow.names, shard.path)
+    return shards
+
+
+def read_parquet_shard(p: ParquetParams, shard: Shard) -> Iterator[Outcome]:
+    """One shard's rows and rejects, as the whole read gives them (after `prepare_parquet`); only the `split`
+    column may come later than in the whole read."""
+    return _read_file(p, shard, _State())
+
+
+def _read_file(p: ParquetParams, shard: Shard, state: _State) -> Iterator[Outcome]:
+    offset = 0
+    for batch in _parquet_batches(shard.path, p.batch_rows):
         table = pa.Table.from_batches([batch])
         if not offset:
-            missing_kept(p.keep_fields, table.column_names, p.path)
-        yield _map_columns(table, p, source, offset, state)
+            missing_kept(p.keep_fields, table.column_names, shard.path)
+        yield _map_columns(table, p, shard.name, offset, state)
         offset += batch.num_rows
+
+
+def _parquet_file(path: str) -> pq.ParquetFile:
+    """The file opened (its footer read); anything Arrow cannot read is an InputError naming it."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"{path}: not a readable Parquet file: {_first_line(e)}") from None
 
 
 def _parquet_batches(path: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The file's record batches; anything Arrow cannot read becomes an InputError naming the file."""
+    source = _parquet_file(path)
     try:
-        batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        batches = source.iter_batches(batch_size=batch_rows)
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"{path}: not a readable Parquet file: {_first_line(e)}") from None
     while True:
@@ -83,6 +125,22 @@ class HfParams(ClsFields):
     split: str = param("all", "which split of a DatasetDict to read; all: every split, in its order, each "
                        "row's split named by it")
     name: str | None = param(None, "a hub dataset name (needs a network); otherwise `path` is a local directory")
+
+    def source_files(self) -> list[Shard]:
+        """A saved dataset is one source (not shards: its directory holds its splits), keyed by every file
+        under it, hidden ones too."""
+        root = Path(self.path)
+        if not root.is_dir():
+            return [Shard(self.path, root.name)]
+        return [Shard(str(f), str(f.relative_to(root))) for f in sorted(root.rglob("*")) if f.is_file()]
+
+    def path_problem(self) -> str | None:
+        """A hub name needs no path; a local dataset must exist (whether it is one, loading it says)."""
+        if self.name:
+            return None
+        if not self.path:
+            return "missing 'path'"
+        return None if Path(self.path).exists() else f"file not found: {brief(self.path)}"
 
 
 @stage("read_hf", version=3, kind="source", params=HfParams, produces="cls")
