@@ -36,14 +36,16 @@ SAME_AS_INPUT = "input"
 
 
 def param(default: Any = dataclasses.MISSING, help: str = "", *, factory: Callable | None = None,
-          knob: bool = False, model_ref: bool = False):
+          knob: bool = False, model_ref: bool = False, added: bool = False):
     """A stage parameter: every one has a default and a help string (shown by `dataprep stages NAME`).
 
     `knob=True` marks an execution setting (batch size, workers) that cannot change the output: it is left
     out of the cache key, so tuning it never invalidates a cached node. `model_ref=True` marks a model
     reference (hub id, local directory or `{node: NAME}`): the DAG orders and keys the node after NAME.
+    `added=True` marks a param added to an existing stage whose default changes nothing: at its default it is
+    left out of the key, so cached nodes stay valid (no version bump is needed for an option that is off).
     """
-    metadata = {"help": help, "knob": knob, "model_ref": model_ref}
+    metadata = {"help": help, "knob": knob, "model_ref": model_ref, "added": added}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -54,8 +56,10 @@ def model_ref_fields(params_cls: type) -> list[str]:
 
 
 def key_params(params: Any) -> dict:
-    """The params that decide a stage's output: all but the execution knobs."""
-    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if not f.metadata.get("knob")}
+    """The params that decide a stage's output: all but the execution knobs, and but a param `added` to a stage
+    whose default leaves the output as it was — at that default, so that existing nodes keep their keys."""
+    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
+            if not f.metadata.get("knob") and not (f.metadata.get("added") and getattr(params, f.name) == f.default)}
 
 
 @dataclass(frozen=True)

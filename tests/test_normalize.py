@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pyarrow as pa
 import pytest
@@ -10,6 +11,7 @@ from testkit import cls_table, write_jsonl
 
 from dataprep import normalize
 from dataprep.dag import parse_pipeline
+from dataprep.errors import ConfigError
 from dataprep.runner import Runner
 from dataprep.schema import CLS
 
@@ -162,6 +164,80 @@ def test_lang_is_left_missing_when_detection_is_off():
 def test_kanji_with_kana_is_japanese_and_mostly_latin_is_english():
     table = with_lang(cls_table(["日本語のテキスト", "a long English sentence with 中"]), [None, None])
     assert normalize(table).column("lang").to_pylist() == ["ja", "en"]
+
+
+def test_lang_id_names_latin_and_cyrillic_languages_the_script_cannot():
+    """The script calls French and German `en` and Russian `und`; py3langid (a model in its wheel, nothing
+    downloaded) names them. CJK stays the script's: a row's characters decide zh, ja, ko."""
+    pytest.importorskip("py3langid")
+    lines = {"fr": "Le service était excellent et la chambre très propre.",
+             "de": "Das Hotel war sauber und das Personal sehr freundlich.",
+             "ru": "Отличный отель, очень чистые номера.", "en": "The room was clean and the staff were friendly.",
+             "zh": "房间很干净，服务员也很热情。", "ja": "部屋はとても清潔でした。"}
+    table = with_lang(cls_table(list(lines.values()) + ["Très bien"]), [None] * len(lines) + ["it"])
+    assert normalize(table).column("lang").to_pylist() == ["en", "en", "und", "en", "zh", "ja", "it"]
+    assert normalize(table, lang_id="py3langid").column("lang").to_pylist() == [*lines, "it"]  # its own lang kept
+
+
+def test_lang_id_keeps_the_script_guess_where_the_identifier_is_unsure():
+    """A digit string has no language (the identifier spreads its probability evenly: the script's `und`
+    stays); "Terrible service." it calls French with probability 0.14, below LANG_ID_MIN_PROB: the script's
+    `en` stays, which is right."""
+    pytest.importorskip("py3langid")
+    table = with_lang(cls_table(["12345 !!!", "Terrible service."]), [None, None])
+    assert normalize(table, lang_id="py3langid").column("lang").to_pylist() == ["und", "en"]
+
+
+def test_lang_id_without_detect_lang_is_a_config_error(workdir):
+    write_jsonl(workdir / "in.jsonl", [{"text": "x", "label": "a"}])
+    doc = {"name": "n", "nodes": {"raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl"}},
+                                  "clean": {"uses": "normalize", "input": "raw",
+                                            "with": {"detect_lang": False, "lang_id": "py3langid"}}}}
+    with pytest.raises(ConfigError, match=r"^nodes\.clean\.with: lang_id py3langid names languages for "
+                                          r"detect_lang, which is off"):
+        parse_pipeline(doc)
+
+
+# --- mojibake ---
+
+def mojibake(text: str, codec: str = "latin-1") -> str:
+    """`text` as it reads after its UTF-8 bytes were decoded with `codec`."""
+    return text.encode("utf-8").decode(codec)
+
+
+def test_fix_mojibake_repairs_utf8_read_with_the_wrong_codec():
+    pytest.importorskip("ftfy")
+    # latin-1 leaves C1 controls (外 is E5 A4 96: `å¤\x96`), which stripping would destroy: ftfy runs first
+    broken = [mojibake("这次点的外卖很好吃"), mojibake("Ã©tÃ© à Paris", "utf-8"), mojibake("café", "cp1252"),
+              mojibake("привет", "cp1251")]
+    assert "\x96" in broken[0]
+    out = normalize(cls_table(broken), fix_mojibake=True)
+    assert texts(out) == ["这次点的外卖很好吃", "été à Paris", "café", "привет"]
+
+
+def test_fix_mojibake_leaves_correct_text_alone():
+    pytest.importorskip("ftfy")
+    fine = ["São Paulo", "naïve façade", "Straße", "中国·北京", "100€ 5×3 °C", "“quoted” — it’s fine", "房间很好"]
+    assert texts(normalize(cls_table(fine), fix_mojibake=True)) == texts(normalize(cls_table(fine)))
+
+
+def test_mojibake_is_kept_by_default():
+    """Off by default: every pipeline's normalize output stays what it was (and needs no ftfy)."""
+    broken = cls_table([mojibake("这次点的外卖很好吃")])
+    assert texts(normalize(broken)) == texts(normalize(broken, fix_mojibake=False))
+    assert "外卖" not in texts(normalize(broken))[0]
+
+
+@pytest.mark.parametrize("option, package", [({"fix_mojibake": True}, "ftfy"),
+                                             ({"lang_id": "py3langid"}, "py3langid")])
+def test_an_option_without_its_package_fails_before_any_row_moves(workdir, monkeypatch, option, package):
+    monkeypatch.setitem(sys.modules, package, None)  # importlib.util.find_spec then finds nothing
+    write_jsonl(workdir / "in.jsonl", [{"text": "x", "label": "a"}])
+    doc = {"name": "n", "nodes": {"raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl"}},
+                                  "clean": {"uses": "normalize", "input": "raw", "with": option}}}
+    with pytest.raises(ConfigError, match=rf"^nodes\.clean\.with: .* needs {package}, which is not installed: "
+                                          r"pip install 'dataprep\[clean\]'$"):
+        parse_pipeline(doc)
 
 
 # --- shapes ---

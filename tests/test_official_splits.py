@@ -54,7 +54,7 @@ def test_official_splits_survive_split_and_only_the_other_rows_are_dealt_out(wor
              for name, extra in (("train", {"split_as": "train"}), ("dev", {"split_as": "dev"}),
                                  ("test", {"split_as": "test"}), ("more", {}))}
     nodes["clean"] = {"uses": "normalize", "input": ["train", "dev", "test", "more"]}
-    nodes["unique"] = {"uses": "exact_dedup", "input": "clean"}
+    nodes["unique"] = {"uses": "exact_dedup", "input": "clean", "with": {"all_splits": True}}
     nodes["splits"] = {"uses": "split", "input": "unique", "with": {"val": 0.2, "test": 0.2}}
     out = run(write_pipeline(workdir / "p.yaml", nodes)).output("splits")
     rows = out.to_pylist()

@@ -148,3 +148,134 @@ def test_a_build_learns_from_the_train_split_and_from_inputs_that_were_never_spl
     train_rows = pc.sum(pc.equal(splits["split"], "train")).as_py()
     assert 0 < train_rows < splits.num_rows
     assert report.ledger.rows_in == 6 + train_rows  # every reference row, only the train split's rows
+
+
+# --- splits the data gives: a reader's split_as or split_field, a DatasetDict ---
+
+def official(workdir, nodes: dict, imports: tuple = ("stages_split_scoped", "stages_for_tests")) -> dict:
+    """Three files shipped one per split, each read with its `split_as`, then `nodes`."""
+    for name, n in (("train", 12), ("dev", 4), ("test", 4)):
+        write_jsonl(workdir / f"{name}.jsonl", [{"text": f"{name} text {i}", "label": "ab"[i % 2]} for i in range(n)])
+    readers = {f"{name}_raw": {"uses": "read_jsonl", "with": {"path": f"{name}.jsonl", "split_as": name}}
+               for name in ("train", "dev", "test")}
+    return {"name": "o", "imports": list(imports), "nodes": {**readers, **nodes}}
+
+
+@pytest.mark.parametrize("node, message", [
+    ({"uses": "exact_dedup", "input": "test_raw"},
+     r"^nodes\.next\.with: exact_dedup runs on the official splits of 'test_raw' \(split_as: test\) and would touch "
+     r"validation and test rows: set only_split \(e\.g\. train\), only_augmented: true, or all_splits: true to "
+     r"mean it$"),
+    ({"uses": "t_scoped_drop", "input": ["train_raw", "dev_raw"]},
+     r"^nodes\.next\.with: t_scoped_drop runs on the official splits of 'dev_raw' \(split_as: dev\)"),
+    ({"uses": "t_min_len", "input": ["train_raw", "test_raw"]},
+     r"^nodes\.next\.uses: t_min_len runs on the official splits of 'test_raw' \(split_as: test\) and would touch "
+     r"validation and test rows, and it cannot be limited to some rows: run it on a branch without validation or "
+     r"test rows \(e\.g\. the train file's alone\)$"),
+    ({"uses": "train_tokenizer", "input": ["train_raw", "test_raw"]},
+     r"^nodes\.next\.with: train_tokenizer runs on the official splits of 'test_raw' \(split_as: test\) and would "
+     r"learn from validation and test rows: set only_split: train"),
+])
+def test_a_node_on_official_evaluation_rows_must_say_which_rows_it_touches(workdir, node, message):
+    """Rows whose split the data gave are held out as surely as rows `split` assigned: a dedup over the test
+    file alone would drop official test sentences (Weibo NER: 8 of 270 repeat another test sentence)."""
+    with pytest.raises(ConfigError, match=message):
+        parse_pipeline(official(workdir, {"next": node}))
+
+
+def test_the_rule_follows_official_rows_through_other_nodes_and_names_the_way(workdir):
+    doc = official(workdir, {"clean": {"uses": "t_upper", "input": "test_raw"},
+                             "next": {"uses": "exact_dedup", "input": ["train_raw", "clean"]}})
+    with pytest.raises(ConfigError, match=r"^nodes\.clean\.uses: t_upper runs on the official splits of 'test_raw'"):
+        parse_pipeline(doc)
+    doc["nodes"]["clean"] = {"uses": "normalize", "input": "test_raw"}
+    with pytest.raises(ConfigError, match=r"^nodes\.next\.with: exact_dedup runs on the official splits of "
+                                          r"'test_raw' \(split_as: test; via 'clean'\)"):
+        parse_pipeline(doc)
+
+
+def test_a_branch_of_training_rows_only_needs_no_scope_and_the_evaluation_rows_arrive_whole(workdir):
+    """The shape of pipelines/sst2.yaml: the train file is deduplicated and sampled on its own branch, the
+    evaluation files only normalized, and the trainer reads both."""
+    doc = official(workdir, {
+        "train_clean": {"uses": "normalize", "input": "train_raw"},
+        "eval_clean": {"uses": "normalize", "input": ["dev_raw", "test_raw"]},
+        "train_unique": {"uses": "exact_dedup", "input": "train_clean", "with": {"fold": ["case"]}},
+        "train_kept": {"uses": "t_min_len", "input": "train_unique", "with": {"min_len": 5}},
+        "tok": {"uses": "train_tokenizer", "input": "train_kept", "with": {"vocab_size": 300}},
+        "both": {"uses": "split", "input": ["train_kept", "eval_clean"]}})
+    write_jsonl(workdir / "train.jsonl", [{"text": t, "label": "a"} for t in ("same", "same", "Same", "other")])
+    runner = Runner(parse_pipeline(doc), workdir / "runs")
+    runner.run(until="both")
+    out = runner.output("both")
+    assert out.filter(pc.equal(out["split"], "train"))["text"].to_pylist() == ["other"]
+    assert sorted(out.filter(pc.equal(out["split"], "test"))["text"].to_pylist()) == [f"test text {i}"
+                                                                                      for i in range(4)]
+    assert out.filter(pc.equal(out["split"], "validation")).num_rows == 4
+
+
+@pytest.mark.parametrize("node", [
+    {"uses": "normalize", "input": ["train_raw", "dev_raw", "test_raw"]},
+    {"uses": "split", "input": ["train_raw", "test_raw"]},
+    {"uses": "exact_dedup", "input": ["train_raw", "test_raw"], "with": {"keep_originals": True}},
+    {"uses": "t_scoped_drop", "input": ["train_raw", "test_raw"], "with": {"only_split": "train"}},
+    {"uses": "train_tokenizer", "input": ["train_raw", "test_raw"], "with": {"only_split": "train"}},
+    {"uses": "train_lora", "input": ["train_raw", "dev_raw", "test_raw"], "with": {"base_model": "some/model"}},
+])
+def test_preparation_split_and_declared_scopes_may_run_on_official_rows(workdir, node):
+    """normalize prepares every split as `dataprep predict` prepares new text; split keeps the splits rows
+    have; a declared scope is honoured as after `split`; the trainer reads splits in their roles."""
+    assert "next" in parse_pipeline(official(workdir, {"next": node})).nodes
+
+
+def test_to_bio2_prepares_official_test_sentences(workdir):
+    (workdir / "test.conll").write_text("张 B-PER\n三 I-PER\n\n", encoding="utf-8")
+    doc = {"name": "o", "nodes": {
+        "test_raw": {"uses": "read_conll", "with": {"path": "test.conll", "split_as": "test"}},
+        "bio": {"uses": "to_bio2", "input": "test_raw"},
+        "next": {"uses": "exact_dedup", "input": "bio"}}}
+    with pytest.raises(ConfigError, match=r"^nodes\.next\.with: exact_dedup runs on the official splits of "
+                                          r"'test_raw' \(split_as: test; via 'bio'\)"):
+        parse_pipeline(doc)
+    del doc["nodes"]["next"]
+    assert "bio" in parse_pipeline(doc).nodes
+
+
+def test_preparation_after_a_split_node_still_belongs_before_it(workdir):
+    """After `split` the rule is as it was: normalize could have run before the split node."""
+    doc = official(workdir, {"splits": {"uses": "split", "input": ["train_raw", "test_raw"]},
+                             "next": {"uses": "normalize", "input": "splits"}})
+    with pytest.raises(ConfigError, match=r"^nodes\.next\.uses: normalize runs after `split` \(via 'splits'\).*"
+                                          r"run it before `split`$"):
+        parse_pipeline(doc)
+
+
+def test_the_preparation_stages_are_what_predict_prepares_new_rows_with():
+    from dataprep.predict import PREPARE
+    from dataprep.scope import PREPARATION_STAGES
+    assert sorted(PREPARATION_STAGES) == sorted(PREPARE.values())
+
+
+def test_an_explicit_split_field_means_every_split_and_the_default_one_is_known_only_at_run_time(workdir):
+    write_jsonl(workdir / "data.jsonl", [{"text": f"t {i}", "label": "a", "fold": "test"} for i in range(4)])
+    node = {"uses": "read_jsonl", "with": {"path": "data.jsonl", "split_field": "fold"}}
+    doc = {"name": "o", "nodes": {"raw": node, "next": {"uses": "exact_dedup", "input": "raw"}}}
+    with pytest.raises(ConfigError, match=r"^nodes\.next\.with: exact_dedup runs on the official splits of 'raw' "
+                                          r"\(split_field: fold\)"):
+        parse_pipeline(doc)
+    node["with"]["split_field"] = None  # the input has no split: nothing to hold out
+    assert "next" in parse_pipeline(doc).nodes
+
+
+def test_a_dataset_dict_read_whole_holds_official_splits_and_one_split_does_not(workdir):
+    datasets = pytest.importorskip("datasets")
+    split_rows = {name: datasets.Dataset.from_dict({"text": [f"{name} {i}" for i in range(3)], "label": ["a"] * 3})
+                  for name in ("train", "test")}
+    datasets.DatasetDict(split_rows).save_to_disk(str(workdir / "dd"))
+    doc = {"name": "o", "nodes": {"raw": {"uses": "read_hf", "with": {"path": "dd"}},
+                                  "next": {"uses": "exact_dedup", "input": "raw"}}}
+    with pytest.raises(ConfigError, match=r"^nodes\.next\.with: exact_dedup runs on the official splits of 'raw' "
+                                          r"\(a DatasetDict read whole\)"):
+        parse_pipeline(doc)
+    doc["nodes"]["raw"]["with"]["split"] = "train"
+    assert "next" in parse_pipeline(doc).nodes

@@ -1,7 +1,9 @@
 """normalize: one clean, uniform form for classification text and labels."""
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +24,26 @@ class NormalizeParams:
     cjk_whitespace: bool = param(False, "also remove the space between two CJK characters or a CJK character and "
                                  "punctuation (`房间 很好 ，` -> `房间很好,`), as exact_dedup's whitespace fold does; "
                                  "spaces between Latin words and beside digits stay")
+    lang_id: Literal["script", "py3langid"] = param(
+        "script", "how detect_lang names a language: script (zh, ja, ko from the characters; en for any Latin "
+        "text, und for others) or py3langid (a language identifier, pip install 'dataprep[clean]', for the "
+        "rows the script cannot tell; the script guess where it is unsure)", added=True)
+    fix_mojibake: bool = param(False, "repair mojibake with ftfy (UTF-8 read as Latin-1 or cp1252: `æˆ¿é—´` -> "
+                               "`房间`; pip install 'dataprep[clean]'); off keeps the text's characters",
+                               added=True)
+
+    def __post_init__(self):
+        if self.lang_id != "script" and not self.detect_lang:
+            raise ValueError(f"lang_id {self.lang_id} names languages for detect_lang, which is off: set "
+                             "detect_lang: true or leave lang_id as script")
+        _require("fix_mojibake", "ftfy", self.fix_mojibake)
+        _require("lang_id: py3langid", "py3langid", self.lang_id == "py3langid")
+
+
+def _require(option: str, package: str, wanted: bool) -> None:
+    """An option that needs an optional package fails with the config, before any row moves."""
+    if wanted and importlib.util.find_spec(package) is None:
+        raise ValueError(f"{option} needs {package}, which is not installed: pip install 'dataprep[clean]'")
 
 
 @stage("normalize", version=2, kind="map", params=NormalizeParams, consumes=("cls",))
@@ -29,6 +51,11 @@ def normalize(table: pa.Table, p: NormalizeParams) -> Outcome:
     """Normalize text and labels: BOM and control characters removed, HTML entities unescaped, NFKC,
     full-width ASCII to half-width, whitespace and CRLF folded to single spaces (with cjk_whitespace, removed
     between CJK characters and next to CJK punctuation); labels trimmed and mapped.
+
+    With fix_mojibake, ftfy first repairs text that was UTF-8 decoded with the wrong codec (before control
+    characters are stripped: such text holds C1 controls that are bytes of the real characters). detect_lang
+    fills a missing `lang` from the script; with lang_id py3langid, Latin and other non-CJK rows are named by
+    a language identifier where it is sure (the script guess stays where it is not).
 
     Drop reasons: `empty_text` (nothing left after normalization), `missing_label` (null or blank),
     `unknown_label:<label>` (strict_labels and the label is not in label_map).
@@ -39,14 +66,24 @@ def normalize(table: pa.Table, p: NormalizeParams) -> Outcome:
     table = table.set_column(table.column_names.index("text"), "text", text)
     table = table.set_column(table.column_names.index("label"), "label", label)
     if p.detect_lang:
-        lang = pc.coalesce(table.column("lang"), T.guess_lang(text))
-        table = table.set_column(table.column_names.index("lang"), "lang", lang)
+        table = table.set_column(table.column_names.index("lang"), "lang", detect_lang(table.column("lang"), text, p))
     return Outcome.split(table, drop_reasons(text, label, p), original=original)
+
+
+def detect_lang(lang: pa.ChunkedArray, text: pa.Array, p: NormalizeParams) -> pa.Array:
+    """A row's own lang, else the script's guess (and, with lang_id py3langid, the identifier's)."""
+    lang = lang.combine_chunks()
+    guess = T.guess_lang(text)
+    if p.lang_id == "py3langid":
+        guess = T.identify_lang(text, guess, pc.is_null(lang))
+    return pc.coalesce(lang, guess)
 
 
 def clean_text(text: pa.Array, p: NormalizeParams) -> pa.Array:
     if p.html:  # before stripping controls: an entity may encode one (&#8203; &#xFEFF;)
         text = T.unescape_html(text)
+    if p.fix_mojibake:  # before stripping controls too: UTF-8 read as Latin-1 holds C1 controls (0x80-0x9F)
+        text = T.fix_mojibake(text)
     text = T.strip_control(text)
     if p.nfkc:
         text = T.nfkc(text)

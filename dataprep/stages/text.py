@@ -1,6 +1,7 @@
 """Vectorised text helpers shared by stages: Unicode folding on whole Arrow arrays, script-based language guess."""
 from __future__ import annotations
 
+import functools
 import html
 
 import numpy as np
@@ -83,6 +84,50 @@ def guess_lang(arr: pa.Array) -> pa.Array:
                        pc.greater(latin, zero)),
         "ja", "ko", "zh", "en", "und")
     return lang
+
+
+# What mojibake is made of: UTF-8 decoded as Latin-1 or cp1252 (`æˆ¿é—´`), windows-1251 (`РїСЂ`), mac-roman...
+# gives characters outside ASCII and the CJK scripts, so a row of ASCII and CJK only needs no repair (and
+# skips the Python call: most Chinese and English rows).
+_MOJIBAKE_CANDIDATE = rf"[^\x{{0}}-\x{{7F}}{CJK}]"
+
+
+def fix_mojibake(arr: pa.Array) -> pa.Array:
+    """Repair mojibake with ftfy's `fix_encoding`, only that step: its other fixes (quotes, character width,
+    NFC) are normalize's own steps or left alone. Needs ftfy (NormalizeParams checks it is installed)."""
+    import ftfy
+    return _where(arr, pc.match_substring_regex(arr, _MOJIBAKE_CANDIDATE), ftfy.fix_encoding)
+
+
+# py3langid's answer counts from this probability on; below it (a few words, digits, a name) the script guess
+# stays. Measured: its one miss on 50 short fr/de/ru/en/zh review lines ("Terrible service." as fr) had 0.14;
+# on English corpora the cut leaves 1 non-English answer of 872 SST-2 sentences (argmax alone: 6) and 0 of
+# 3,000 airline tweets (argmax alone: 22).
+LANG_ID_MIN_PROB = 0.5
+
+
+def identify_lang(text: pa.Array, guess: pa.Array, ask: pa.Array) -> pa.Array:
+    """`guess` (guess_lang's) with py3langid's language for the rows `ask` selects whose script cannot tell it:
+    `en` (any Latin text: French, German...) and `und` (Cyrillic, Arabic, Greek...). zh, ja and ko stay as the
+    script says: the characters decide them, and the identifier is less sure of short CJK texts."""
+    ask = pc.and_(pc.fill_null(ask, False), pc.fill_null(pc.is_in(guess, pa.array(["en", "und"])), False))
+    if not pc.any(ask).as_py():
+        return guess
+    identifier = _lang_identifier()
+    values, texts = guess.to_pylist(), text.to_pylist()
+    for i in pc.indices_nonzero(ask).to_pylist():
+        lang, prob = identifier.classify(texts[i] or "")
+        if prob >= LANG_ID_MIN_PROB:
+            values[i] = lang
+    return pa.array(values, pa.string())
+
+
+@functools.lru_cache(maxsize=1)
+def _lang_identifier():
+    """py3langid's model (bundled in its wheel: nothing is downloaded), loaded once a process (about 1 s), with
+    probabilities normalised so LANG_ID_MIN_PROB means a share."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def label_codes(labels: pa.Array, vocab: dict[str, int]) -> np.ndarray:
