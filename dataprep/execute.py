@@ -46,7 +46,16 @@ def outcomes(stage: Stage, params, input_batches: Batches, kind: str | None) -> 
     for batch in input_batches():
         passing = batch.filter(pc.invert(inside(batch)))
         yield Outcome(passing), passing.num_rows
-    yield from _unscoped(stage, params, lambda: (b.filter(inside(b)) for b in input_batches()), kind)
+    yield from _unscoped(stage, params, lambda: _in_scope(input_batches(), inside), kind)
+
+
+def _in_scope(batches: Iterator[pa.Table], inside) -> Iterator[pa.Table]:
+    """The rows of each batch the stage acts on; a batch with none is skipped, not handed over empty: rows routed
+    around an earlier scoped node lack the columns it added (a filter after a scoped scorer would fail on them)."""
+    for batch in batches:
+        rows = batch.filter(inside(batch))
+        if rows.num_rows:
+            yield rows
 
 
 def _unscoped(stage: Stage, params, input_batches: Batches, kind: str | None) -> Iterator[tuple[Outcome, int | None]]:

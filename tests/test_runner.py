@@ -290,3 +290,20 @@ def test_a_model_node_is_handed_to_its_consumer_as_the_cache_spells_it(small_pip
     r.run(until="adapter")
     recorded = (r.model_dir("adapter") / "base.txt").read_text()
     assert recorded == f"cache/p/base/{r.keys['base']}/model"
+
+
+def test_a_scoped_filter_after_a_scoped_scorer_sees_only_scored_rows(workdir):
+    # The rows quality_score routes around (validation, test) lack its q_* columns; they land in their own
+    # part file, and quality_filter, scoped the same way, must not be handed an empty batch cut from it.
+    write_jsonl(workdir / "in.jsonl", [{"text": f"一个很好的酒店 房间 {i} 干净", "label": "pos" if i % 2 else "neg",
+                                        "lang": "zh"} for i in range(200)])
+    pipeline = parse_pipeline({"name": "scoped", "nodes": {
+        "raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl"}},
+        "splits": {"uses": "split", "input": "raw"},
+        "q": {"uses": "quality_score", "input": "splits", "with": {"only_split": "train"}},
+        "f": {"uses": "quality_filter", "input": "q", "with": {"only_split": "train"}}}})
+    r = Runner(pipeline, "cache", batch_rows=30)
+    reports = {x.node: x for x in r.run()}
+    assert len(r.cache("q").parts()) == 2  # the routed rows and the scored ones: two schemas
+    assert reports["f"].ledger.rows_in == 200
+    assert r.output("f").num_rows + r.rejects("f").num_rows == 200
