@@ -569,7 +569,11 @@ def iter_part(path: Path, batch_rows: int) -> Iterator[pa.Table]:
 
 class PartWriter:
     """Writes a node's output rows to `part-NNNNN.<format>` files and its rejects to `rejects.<format>`, on a
-    background thread so that encoding and compression overlap the stage's work on the next batch."""
+    background thread so that encoding and compression overlap the stage's work on the next batch.
+
+    A node's parts share one schema, so any Parquet reader (pyarrow.dataset, pandas, polars, datasets) reads the
+    directory as one table: a batch whose columns differ (rows a scoped stage routed around lack the columns it
+    adds) starts a new part, and on close the parts that lack a column get it as nulls, in the one column order."""
 
     def __init__(self, directory: Path, kind: str, rows_per_part: int, part_format: str = "parquet"):
         self.dir, self.kind, self.rows_per_part = directory, kind, rows_per_part
@@ -577,6 +581,7 @@ class PartWriter:
         self.parts: list[str] = []
         self.rows = self.rejects = 0
         self._part, self._schema = None, None
+        self._schemas: list[pa.Schema] = []  # each part's
         self._part_rows = 0
         self._rejects = part_writer(directory / f"rejects{self.suffix}", REJECTS)
         self._behind = Behind()
@@ -599,6 +604,7 @@ class PartWriter:
         if self._part is None:
             self.parts.append(f"part-{len(self.parts):05d}{self.suffix}")
             self._part, self._schema = part_writer(self.dir / self.parts[-1], table.schema), table.schema
+            self._schemas.append(table.schema)
         self._part.write_table(table)
         self._part_rows += table.num_rows
         self.rows += table.num_rows
@@ -614,6 +620,27 @@ class PartWriter:
             self._behind.drain()
         finally:
             self._close_files()
+        self._unify_parts()
+
+    def _unify_parts(self) -> None:
+        """Rewrite the parts whose schema is not the node's: the union of every part's columns, in first-seen
+        order, a missing column as nulls (a column that is all nulls in one part takes the others' type)."""
+        if len({str(schema) for schema in self._schemas}) < 2:
+            return
+        unified = pa.unify_schemas(self._schemas, promote_options="permissive")
+        for name, schema in zip(self.parts, self._schemas):
+            if schema.equals(unified):
+                continue
+            path = self.dir / name
+            table = read_part(path)
+            columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+                       else pa.nulls(table.num_rows, f.type) for f in unified]
+            table = pa.Table.from_arrays(columns, schema=unified)
+            fresh = path.with_name(path.name + ".unified" + path.suffix)  # an Arrow part is memory-mapped: not in place
+            writer = part_writer(fresh, unified)
+            writer.write_table(table)
+            writer.close()
+            os.replace(fresh, path)
 
     def abort(self) -> None:
         """The stage failed: stop writing and close the files (the scratch directory is discarded). The

@@ -304,6 +304,12 @@ def test_a_scoped_filter_after_a_scoped_scorer_sees_only_scored_rows(workdir):
         "f": {"uses": "quality_filter", "input": "q", "with": {"only_split": "train"}}}})
     r = Runner(pipeline, "cache", batch_rows=30)
     reports = {x.node: x for x in r.run()}
-    assert len(r.cache("q").parts()) == 2  # the routed rows and the scored ones: two schemas
+    parts = r.cache("q").parts()
+    assert len(parts) == 2  # the routed rows and the scored ones, two parts of one schema: any reader takes them
+    import pyarrow.parquet as pq
+    assert pq.read_schema(parts[0]) == pq.read_schema(parts[1])
+    assert "q_units" in pq.read_schema(parts[0]).names
+    import polars as pl
+    assert pl.read_parquet([str(p) for p in parts]).height == 200
     assert reports["f"].ledger.rows_in == 200
     assert r.output("f").num_rows + r.rejects("f").num_rows == 200
