@@ -9,9 +9,20 @@ What runs where, by stage kind (the local driver, dataprep/execute.py, defines w
                position); the other global stages fit on the driver over the columns they need, streamed from
                the cluster. `apply` is `map_batches` with the state shared by reference (`ray.put`).
   build        one Ray task with the resources the node asks for (a GPU with `num_gpus`)
-  source       on the driver (readers stream the files; see README "Scaling out")
+  source       one Ray task a piece: a shard (file) of read_csv, read_conll, read_parallel, read_parquet and
+               read_jsonl, or a byte range of a JSON Lines file larger than `range_bytes`, cut where the whole
+               read begins a block; each streams its batches back. A source of one piece (a lone small file)
+               and read_hf (one dataset, read whole) stay on the driver.
 Rows come back to the driver in input order and are written by the cache's PartWriter, so a node computed here
 is byte for byte the node the local runner writes, under the same key: a cache hit for either.
+
+Why a reader's pieces give the whole read's batches: a batch never spans two shards (nor two blocks of a JSON
+Lines file), and what a whole read carries from piece to piece is small — whether a row had a split, and for JSON
+Lines the kept fields and their types so far. Each piece is read from a guess of that state, made before any is
+read (for JSON Lines from one scan task a piece: `scan_fields`, merged in order); the driver takes the pieces in
+order, knows the true state each one starts from (the one before it reports its end), and reads a piece again on
+the driver when its guess would show in its batches (`_fits`). So the bytes never depend on the guess, only the
+time does.
 
 The cluster: `address` (or $RAY_ADDRESS) joins a running one; none starts a local one for the run (an
 explicit temp dir, no dashboard) and shuts it down after.
@@ -24,15 +35,20 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataprep.dag import Node
+from dataprep.errors import DataprepError
 from dataprep.execute import as_outcome, build, with_positions
+from dataprep.io import SHARD_READERS, plan_blocks, prepare_read, read_jsonl_range, read_shard
+from dataprep.io.jsonl import Fields, merge_fields, needs_fields, scan_fields
 from dataprep.ledger import Ledger
 from dataprep.outcome import Outcome
 from dataprep.runner import Runner
@@ -40,14 +56,17 @@ from dataprep.scope import row_filter
 from dataprep.stages.dedup import DedupState, ExactDedup, decide, key_columns
 
 PARTITIONS = 16  # hash partitions of exact_dedup's shuffle: more than the cores of a small cluster
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class RayRunner(Runner):
-    """A Runner whose streaming and build nodes run on Ray (sources and the DAG walk stay on the driver)."""
+    """A Runner whose streaming, build and source nodes run on Ray (the DAG walk and the writes stay on the
+    driver)."""
     address: str | None = None
     concurrency: int = 2      # actors per model node
     num_gpus: float = 0       # GPUs per model actor and per build task
+    range_bytes: int = 64 << 20  # a JSON Lines file larger than this is read as ranges of about this size
     _started: bool = field(default=False, init=False, repr=False)
     _temp: str | None = field(default=None, init=False, repr=False)
 
@@ -92,8 +111,10 @@ class RayRunner(Runner):
 
     def node_outcomes(self, node: Node, params) -> Iterator[tuple[Outcome, int | None]]:
         stage = node.stage
-        if stage.kind == "source" or row_filter(params) is not None:
-            # readers stream files on the driver; a scoped node routes rows around the stage on the driver
+        if stage.kind == "source":
+            yield from self._source(node, params)
+            return
+        if row_filter(params) is not None:  # a scoped node routes rows around the stage on the driver
             yield from super().node_outcomes(node, params)
             return
         pieces = self._pieces(node)
@@ -110,6 +131,58 @@ class RayRunner(Runner):
         import ray
         task = ray.remote(num_gpus=self.num_gpus)(_build_task) if self.num_gpus else ray.remote(_build_task)
         return ray.get(task.remote(node.stage, params, self._input_files(node), self.batch_rows, out_dir, work_dir))
+
+    # --- sources: a reader's pieces (shards, byte ranges) as Ray tasks, their batches in read order ---
+
+    def _source(self, node: Node, params) -> Iterator[tuple[Outcome, None]]:
+        """A reader's batches, read on the cluster a piece a task. A source of one piece (a lone file of at most
+        `range_bytes`) is read on the driver, as is read_hf: one task would parallelise nothing and only add its
+        start and a copy of every batch."""
+        plan = _plan_source(node.stage.name, params, self.range_bytes)
+        if plan is None or len(plan.pieces) < 2:
+            yield from super().node_outcomes(node, params)
+            return
+        for outcome in self._read_pieces(node.name, plan, self._guesses(plan)):
+            yield outcome, None
+
+    def _guesses(self, plan: _SourcePlan) -> list[_Carry]:
+        """The state each piece is read from on the cluster, guessed before any piece is read: no split seen
+        (`_fits` says when that shows), and for JSON Lines the kept fields of the pieces before it, merged from
+        one scan task a piece (Arrow's speed on blocks that bring no new field)."""
+        if plan.reader != "read_jsonl":
+            return [_Carry()] * len(plan.pieces)
+        if not needs_fields(plan.params):
+            return [_Carry(fields=Fields())] * len(plan.pieces)
+        import ray
+        params, scan = ray.put(plan.params), ray.remote(scan_fields)
+        scans = [_get(ref) for ref in [scan.remote(params, piece) for piece in plan.pieces]]
+        guesses, merged = [], Fields()
+        for fields in scans:
+            guesses.append(_Carry(fields=merged))
+            merged = merge_fields(plan.params, [merged, fields])
+        return guesses
+
+    def _read_pieces(self, node: str, plan: _SourcePlan, guesses: list[_Carry]) -> Iterator[Outcome]:
+        """Every piece read on the cluster from its guess, its batches taken in read order; a piece whose guess
+        would show in its batches is read again here, from the state the pieces before it really left."""
+        import ray
+        task, shared = ray.remote(_read_piece), ray.put(plan)
+        true = plan.start()
+        for i, stream in _ahead(lambda i: task.remote(shared, i, guesses[i]), len(plan.pieces), self._window()):
+            items = _fetched(stream)
+            first = next(items)
+            if not _fits(plan, i, guesses[i], true, first):
+                ray.cancel(stream)
+                log.info("nodes.%s: %s read again on the driver (the state before it was not the guessed one)",
+                         node, _named(plan.pieces[i]))
+                items = _piece_items(plan, i, true)
+                first = next(items)
+            true = yield from _passed(chain([first], items), true)
+
+    def _window(self) -> int:
+        """Pieces in flight: twice the cluster's CPUs, so the next ones are read while the driver writes."""
+        import ray
+        return max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
 
     # --- pieces of input: one part file each, with the global position of its first row ---
 
@@ -134,7 +207,9 @@ class RayRunner(Runner):
             return
         ds = self._dataset(pieces)
         if actors:
-            ds = ds.map_batches(fn, batch_size=1, batch_format="pyarrow", concurrency=self.concurrency,
+            import ray
+            pool = ray.data.ActorPoolStrategy(size=self.concurrency)  # `concurrency=` is deprecated since Ray 2.51
+            ds = ds.map_batches(fn, batch_size=1, batch_format="pyarrow", compute=pool,
                                 num_gpus=self.num_gpus, fn_constructor_kwargs={"stage": stage, "params": params})
         else:
             ds = ds.map_batches(fn, batch_size=1, batch_format="pyarrow")
@@ -274,6 +349,137 @@ def _build_task(stage, params, files: list[str], batch_rows: int, out_dir: Path,
     return build(stage, params, batches, out_dir, work_dir)
 
 
+# --- a reader's pieces: what runs on the workers, and the check of each piece's guessed state ---
+
+@dataclass(frozen=True)
+class _Carry:
+    """What a whole read carries from one piece into the next: whether a row had a split (every later batch of
+    CSV, Parquet and JSON Lines then has a `split` column) and, for JSON Lines, the kept fields so far."""
+    split_seen: bool = False
+    fields: Fields | None = None
+
+
+@dataclass(frozen=True)
+class _End:
+    """The last item of a piece: its kept fields at its end (JSON Lines; None for the other readers)."""
+    fields: Fields | None
+
+
+@dataclass(frozen=True)
+class _SourcePlan:
+    """A reader's input as pieces read apart, in the whole read's order: Shards (params as `prepare_read`
+    returned them), or for read_jsonl Ranges (`plan_blocks`)."""
+    reader: str
+    params: object
+    pieces: list
+
+    def start(self) -> _Carry:
+        """The state a whole read starts from."""
+        return _Carry(fields=Fields() if self.reader == "read_jsonl" else None)
+
+
+def _plan_source(reader: str, params, range_bytes: int) -> _SourcePlan | None:
+    """The pieces of a reader's input, every check the reader makes before its first row done (headers,
+    footers, columns, a path that names no file); None for a reader that reads its input whole (read_hf)."""
+    if reader == "read_jsonl":
+        return _SourcePlan(reader, params, plan_blocks(params, range_bytes))
+    if reader in SHARD_READERS:
+        prepared, shards = prepare_read(reader, params)
+        return _SourcePlan(reader, prepared, shards)
+    return None
+
+
+def _piece_items(plan: _SourcePlan, i: int, start: _Carry) -> Iterator[Outcome | _End]:
+    """Piece i read from `start`: its outcomes, then an _End."""
+    piece = plan.pieces[i]
+    if plan.reader != "read_jsonl":
+        yield from read_shard(plan.reader, plan.params, piece, start.split_seen)
+        yield _End(None)
+        return
+    fields = yield from read_jsonl_range(plan.params, piece, start.fields, start.split_seen)
+    yield _End(fields)
+
+
+def _read_piece(plan: _SourcePlan, i: int, start: _Carry) -> Iterator[dict | _End]:
+    """The Ray task of one piece, a streaming generator: each outcome packed as it is read, then the _End."""
+    for item in _piece_items(plan, i, start):
+        yield item if isinstance(item, _End) else pack(item, None)
+
+
+def _fetched(stream) -> Iterator[Outcome | _End]:
+    """A piece task's items as they arrive."""
+    for ref in stream:
+        item = _get(ref)
+        yield item if isinstance(item, _End) else unpack(item)[0]
+
+
+def _named(piece) -> str:
+    """A piece as a message names it: its shard's name, and where a range of it begins."""
+    start = getattr(piece, "start", 0)
+    return f"{piece.name} from byte {start}" if start else piece.name
+
+
+def _fits(plan: _SourcePlan, i: int, guess: _Carry, true: _Carry, first: Outcome | _End) -> bool:
+    """Whether piece i's batches, read from `guess`, are the ones it gives from `true` (the state the pieces
+    before it left), judged from its first item. Kept fields (JSON Lines) must be the same as its shard sees
+    them (a field fixed in an earlier shard is known from its line 0). A split guessed unseen is harmless
+    unless one was seen and the first batch lacks the column: read from unseen, the batches lack it until the
+    first row with a split and have it from then on, so when the first has it, all do, as read from seen."""
+    if plan.reader == "read_jsonl":
+        shard = plan.pieces[i].shard
+        if _view(plan.params, guess.fields, shard) != _view(plan.params, true.fields, shard):
+            return False
+    if guess.split_seen == true.split_seen or isinstance(first, _End):
+        return True
+    return not guess.split_seen and "split" in first.kept.column_names
+
+
+def _view(params, fields: Fields, shard: int) -> tuple[list, dict]:
+    """Kept fields as the reader holds them at the start of a piece of `shard`: names, kinds, first lines."""
+    extras = fields.extras(params, shard)
+    return list(extras.kinds.items()), extras.first
+
+
+def _passed(items: Iterator[Outcome | _End], true: _Carry) -> Generator[Outcome, None, _Carry]:
+    """Yield a piece's outcomes; return the state it leaves: a split seen once a batch has the column."""
+    split_seen = true.split_seen
+    for item in items:
+        if isinstance(item, _End):
+            return _Carry(split_seen, item.fields)
+        split_seen = split_seen or "split" in item.kept.column_names
+        yield item
+    raise RuntimeError("a piece ended without its _End")
+
+
+def _ahead(submit: Callable[[int], object], n: int, window: int) -> Iterator[tuple[int, object]]:
+    """(i, submit(i)) for i in range(n), in order, with at most `window` pieces in flight (the one being taken
+    and those submitted after it): the cluster reads ahead of the driver, and no more than that waits in its
+    object store. The ones not taken when the caller stops (an error) are cancelled."""
+    import ray
+    pending: deque = deque()
+    try:
+        for i in range(n):
+            pending.append((i, submit(i)))
+            if len(pending) >= window:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+    finally:
+        for _, ref in pending:
+            ray.cancel(ref)
+
+
+def _get(ref):
+    """ray.get, a dataprep error raised in a task re-raised as itself (one line naming the file, as locally)."""
+    import ray
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, DataprepError):
+            raise e.cause from None
+        raise
+
+
 # --- an Outcome as one row of a Ray dataset ---
 
 PACKED = pa.schema([("kept", pa.binary()), ("rejected", pa.binary()), ("added", pa.binary()),
@@ -296,12 +502,48 @@ def unpack(row: dict) -> tuple[Outcome, int]:
     return Outcome(_table(row["kept"]), _table(row["rejected"]), added, json.loads(row["notes"])), row["rows_in"]
 
 
+# The Parquet writer's bytes depend on how each column is chunked (pages follow the chunks it is handed), and a
+# reader's columns are chunked apart (JSON Lines: parsed columns by Arrow's parse block, ids as one array). An
+# IPC stream cuts every column at the union of their chunk boundaries, so each record batch says which columns
+# begin a chunk with it, and the chunks are joined back as they were.
+_BEGINS = b"dataprep.chunk_begins"
+
+
 def _ipc(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
+    """A table as an Arrow IPC stream that keeps each column's chunks."""
+    starts = [_chunk_starts(column) for column in table.columns]
+    sink, offset = io.BytesIO(), 0
     with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
+        for batch in table.to_batches():  # cut at every column's chunk boundaries
+            begins = b"".join(b"1" if offset in s else b"0" for s in starts)
+            writer.write_batch(batch, custom_metadata={_BEGINS: begins})
+            offset += batch.num_rows
     return sink.getvalue()
 
 
+def _chunk_starts(column: pa.ChunkedArray) -> set[int]:
+    starts, offset = set(), 0
+    for chunk in column.chunks:
+        starts.add(offset)
+        offset += len(chunk)
+    return starts
+
+
 def _table(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
+    """The table `_ipc` wrote, each column chunked as it was."""
+    reader = pa.ipc.open_stream(data)
+    chunks: list[list[list[pa.Array]]] = [[] for _ in reader.schema]
+    while True:
+        try:
+            batch, metadata = reader.read_next_batch_with_custom_metadata()
+        except StopIteration:
+            break
+        begins = metadata[_BEGINS]
+        for pieces, column, begin in zip(chunks, batch.columns, begins):
+            if begin == ord("1") or not pieces:
+                pieces.append([column])
+            else:
+                pieces[-1].append(column)  # the rest of a chunk another column's boundary cut
+    columns = [pa.chunked_array([p[0] if len(p) == 1 else pa.concat_arrays(p) for p in pieces], type=f.type)
+               for pieces, f in zip(chunks, reader.schema)]
+    return pa.Table.from_arrays(columns, schema=reader.schema)

@@ -9,7 +9,15 @@ import pyarrow.parquet as pq
 
 from dataprep.io.conll import prepare_conll, read_conll, read_conll_shard, write_conll
 from dataprep.io.csv import prepare_csv, read_csv, read_csv_shard, write_csv
-from dataprep.io.jsonl import merge_fields, plan_jsonl, read_jsonl, read_jsonl_range, scan_fields, write_jsonl
+from dataprep.io.jsonl import (
+    merge_fields,
+    plan_blocks,
+    plan_jsonl,
+    read_jsonl,
+    read_jsonl_range,
+    scan_fields,
+    write_jsonl,
+)
 from dataprep.io.parallel import prepare_parallel, read_parallel, read_parallel_shard
 from dataprep.io.shards import Range, Shard, expand, plan_ranges
 from dataprep.io.tables import prepare_parquet, read_hf, read_parquet, read_parquet_shard
@@ -17,7 +25,7 @@ from dataprep.outcome import Outcome
 
 __all__ = ["read_csv", "read_conll", "read_jsonl", "read_parallel", "read_parquet", "read_hf", "reader_for",
            "write_table", "Range", "Shard", "plan_ranges", "plan_jsonl", "scan_fields", "merge_fields",
-           "read_jsonl_range", "prepare_read", "read_shard"]
+           "read_jsonl_range", "plan_blocks", "prepare_read", "read_shard", "SHARD_READERS"]
 
 _READERS = {".jsonl": "read_jsonl", ".json": "read_jsonl", ".csv": "read_csv", ".tsv": "read_csv",
             ".parquet": "read_parquet", ".conll": "read_conll", ".bio": "read_conll"}
@@ -70,6 +78,8 @@ _SHARD_READERS = {
     "read_parallel": (lambda p: (p, prepare_parallel(p)), read_parallel_shard),
     "read_parquet": (lambda p: (p, prepare_parquet(p)), read_parquet_shard),
 }
+SHARD_READERS = frozenset(_SHARD_READERS)
+_CARRY_SPLIT = frozenset({"read_csv", "read_parquet"})  # the others' shards share nothing: each is read alone
 
 
 def prepare_read(reader: str, params) -> tuple[object, list[Shard]]:
@@ -82,9 +92,13 @@ def prepare_read(reader: str, params) -> tuple[object, list[Shard]]:
     return _SHARD_READERS[reader][0](params)
 
 
-def read_shard(reader: str, params, shard: Shard) -> Iterator[Outcome]:
-    """One shard's rows and rejects; `params` as `prepare_read` returned them."""
-    return _SHARD_READERS[reader][1](params, shard)
+def read_shard(reader: str, params, shard: Shard, split_seen: bool = False) -> Iterator[Outcome]:
+    """One shard's rows and rejects; `params` as `prepare_read` returned them. The whole read's batches are its
+    shards' batches in order (a batch never spans two shards); the one thing carried from shard to shard is
+    `split_seen` (an earlier row had a split: CSV and Parquet then give every later batch a `split` column), so
+    given as the whole read has it on reaching the shard, the batches are the whole read's, byte for byte."""
+    read = _SHARD_READERS[reader][1]
+    return read(params, shard, split_seen) if reader in _CARRY_SPLIT else read(params, shard)
 
 
 def write_table(table: pa.Table, path: str) -> None:

@@ -86,11 +86,14 @@ def prepare_csv(p: CsvParams) -> list[Shard]:
     return shards
 
 
-def read_csv_shard(p: CsvParams, shard: Shard) -> Iterator[Outcome]:
+def read_csv_shard(p: CsvParams, shard: Shard, split_seen: bool = False) -> Iterator[Outcome]:
     """One shard's rows and rejects, as the whole read gives them (a task of a distributed read, after
-    `prepare_csv`); only the `split` column may come later than in the whole read, where an earlier shard's
-    split made every later batch carry it."""
-    return _read_file(p, shard, _Seen())
+    `prepare_csv`). `split_seen`: whether an earlier shard had a row with a split, which makes every later batch
+    carry the `split` column; given as the whole read has it on reaching the shard, the batches are the whole
+    read's, byte for byte (left False, only the `split` column may come later)."""
+    seen = _Seen()
+    seen.split_seen = split_seen
+    return _read_file(p, shard, seen)
 
 
 class _Seen:

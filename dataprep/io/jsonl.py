@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +26,7 @@ from dataprep.io.fields import (
     split_name,
 )
 from dataprep.io.lines import BOM, decode, open_input, raw_text
-from dataprep.io.shards import Range, ShardedPath, plan_source
+from dataprep.io.shards import SCAN_BYTES, Range, ShardedPath, count_newlines, plan_source
 from dataprep.outcome import Outcome, reject_records
 from dataprep.registry import param, stage
 from dataprep.schema import CLS
@@ -506,17 +507,99 @@ def merge_fields(p: JsonlParams, scans: Sequence[Fields]) -> Fields:
     return Fields(tuple((name, kind, first.get(name)) for name, kind in kinds.items()))
 
 
-def read_jsonl_range(p: JsonlParams, rng: Range, fields: Fields | None = None) -> Iterator[Outcome]:
+def read_jsonl_range(p: JsonlParams, rng: Range, fields: Fields | None = None, split_seen: bool = False
+                     ) -> Generator[Outcome, None, Fields]:
     """The rows and rejects of one range, exactly those a whole read of the input gives for its lines: the
     same ids (`<name>:<line>`), values and reasons. Concatenated in range order (`promote_options=
     "permissive"`: a column may come earlier than in the whole read, with nulls), the ranges' rows equal the
     whole read's; batches differ. `fields`: the merge of every range's scan; needed unless `keep_fields: none`
     (`needs_fields`), since a kept field's type is fixed by the first line holding it, maybe in another range.
-    """
+
+    Byte for byte: given the fields a whole read knows on reaching its first line (those the ranges before it
+    leave: the value the previous range returns, or — a guess to check — their scans merged) and `split_seen`
+    as the whole read has it there (an earlier row had a split), a range of `plan_blocks` gives the whole read's
+    batches. The generator returns (StopIteration.value) the fields at its end, what the next range starts
+    from."""
     if fields is None and needs_fields(p):
         raise ValueError("read_jsonl_range keeps fields: pass merge_fields(p, [scan_fields(p, r) for r in ranges])")
     extras = (fields or Fields()).extras(p, rng.shard)
+    extras.split_seen = split_seen
     yield from _read_range(rng, p, extras)
+    return Fields.of(extras, rng.shard)
+
+
+def plan_blocks(p: JsonlParams, range_bytes: int = 64 << 20) -> list[Range]:
+    """Ranges over every shard of `p.path`, in read order: a shard of at most `range_bytes` is one range, a
+    larger one is cut where the whole read begins a block (`block_starts`), into ranges of `range_bytes` or
+    more. A batch never spans a block, so these ranges' batches are the whole read's (`read_jsonl_range`)."""
+    if range_bytes < 1:
+        raise ValueError(f"range_bytes must be at least 1, got {range_bytes}")
+    ranges = []
+    for i, shard in enumerate(p.shards()):
+        ranges += _shard_ranges(shard.path, shard.name, i, range_bytes)
+    return ranges
+
+
+def _shard_ranges(path: str, name: str, shard: int, range_bytes: int) -> list[Range]:
+    """One shard's ranges, each numbered from its first line (one count of the newlines before it)."""
+    if _size(path) <= range_bytes:
+        return [Range(path, name, 0, None, 1, shard)]
+    cuts = [0]
+    for start in block_starts(path)[1:-1]:
+        if start - cuts[-1] >= range_bytes:
+            cuts.append(start)
+    ranges, first_line = [], 1
+    for start, stop in zip(cuts, cuts[1:] + [None]):  # the last to the end, as the whole read
+        ranges.append(Range(path, name, start, stop, first_line, shard))
+        first_line += count_newlines(path, start, stop) if stop is not None else 0
+    return ranges
+
+
+def _size(path: str) -> int:
+    """0 for a file that cannot be sized: read whole, opening it says what is wrong (InputError)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def block_starts(path: str) -> list[int]:
+    """The offsets where a whole read's blocks (`_blocks` from the start) begin, then the file's size. The same
+    rule — a block ends after the last newline of a BLOCK_BYTES window, doubled while the window holds none and
+    the file goes on — found by reading back from each window's end: a few KiB a block, not the file."""
+    size = os.path.getsize(path)
+    with open_input(path) as f:
+        pos = len(BOM) if f.read(len(BOM)) == BOM else 0
+        starts = [pos]
+        while pos < size:
+            pos = _block_end(f, pos, size)
+            starts.append(pos)
+    return starts
+
+
+def _block_end(f, pos: int, size: int) -> int:
+    """Where the block that begins at `pos` ends (the next one begins)."""
+    window = BLOCK_BYTES
+    while True:
+        end = min(pos + window, size)
+        newline = _last_newline(f, pos, end)
+        if newline >= 0:
+            return newline + 1
+        if end == size:  # the file's last line, without a newline: a block of its own
+            return size
+        window *= 2
+
+
+def _last_newline(f, start: int, end: int) -> int:
+    """The offset of the last newline in bytes [start, end) of a file, -1 when there is none."""
+    while end > start:
+        chunk = max(start, end - SCAN_BYTES)
+        f.seek(chunk)
+        found = f.read(end - chunk).rfind(b"\n")
+        if found >= 0:
+            return chunk + found
+        end = chunk
+    return -1
 
 
 def write_jsonl(table: pa.Table, path: str) -> None:

@@ -79,10 +79,13 @@ def prepare_parquet(p: ParquetParams) -> list[Shard]:
     return shards
 
 
-def read_parquet_shard(p: ParquetParams, shard: Shard) -> Iterator[Outcome]:
-    """One shard's rows and rejects, as the whole read gives them (after `prepare_parquet`); only the `split`
-    column may come later than in the whole read."""
-    return _read_file(p, shard, _State())
+def read_parquet_shard(p: ParquetParams, shard: Shard, split_seen: bool = False) -> Iterator[Outcome]:
+    """One shard's rows and rejects, as the whole read gives them (after `prepare_parquet`). `split_seen` as
+    in `read_csv_shard`: as the whole read has it on reaching the shard, the batches are the whole read's;
+    left False, only the `split` column may come later."""
+    state = _State()
+    state.split_seen = split_seen
+    return _read_file(p, shard, state)
 
 
 def _read_file(p: ParquetParams, shard: Shard, state: _State) -> Iterator[Outcome]:
