@@ -625,7 +625,7 @@ class PartWriter:
     def _unify_parts(self) -> None:
         """Rewrite the parts whose schema is not the node's: the union of every part's columns, in first-seen
         order, a missing column as nulls (a column that is all nulls in one part takes the others' type)."""
-        if len({str(schema) for schema in self._schemas}) < 2:
+        if all(schema.equals(self._schemas[0]) for schema in self._schemas):
             return
         unified = pa.unify_schemas(self._schemas, promote_options="permissive")
         for name, schema in zip(self.parts, self._schemas):

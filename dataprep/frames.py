@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from dataprep.errors import ConfigError, SchemaError, brief, one_line
 from dataprep.io.fields import EXACT_FLOAT_INT
 from dataprep.outcome import Outcome
-from dataprep.schema import LINEAGE, SCHEMAS, contract_of
+from dataprep.schema import LINEAGE, SCHEMAS
 
 SOURCE = "memory"
 
@@ -67,7 +67,7 @@ def run(stage, data, kwargs: dict) -> Outcome:
     """`stage.run(data, **kwargs)`: the Outcome of one stage over the data, its tables pyarrow Tables."""
     table, params = _prepare(stage, data, kwargs)
     from dataprep.execute import run_in_memory
-    return run_in_memory(stage, table, params, contract_of(table))
+    return run_in_memory(stage, table, params, _kind(stage, table, Columns()))  # the table is conformed
 
 
 def call(stage, data, kwargs: dict):

@@ -1,12 +1,12 @@
 """A model parameter's value, one type: a node of the DAG (`{node: NAME}`), a local directory, or a hub id.
 
-Parsed once (dag.py, before data moves), keyed once (`key_doc`: a node by its key, a directory by its files'
-bytes, a hub id by its name) and resolved once (`resolve`: a node to its model directory) — the stage and
-dataprep/models/load.py only ever see a directory or a hub id.
+Parsed once (dag.py, before data moves: `Node.models` maps each `{node: NAME}` param to NAME) and keyed once
+(`key_doc`: a node by its key, a directory by its files' bytes, a hub id by its name); the runner hands a stage
+NAME's model directory, so the stage and dataprep/models/load.py only ever see a directory or a hub id.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -39,10 +39,6 @@ class ModelRef:
             from dataprep.cache import file_digests  # cache.py keys nodes through this module
             return {"dir": file_digests(self.value)}
         return self.value
-
-    def resolve(self, node_dir: Callable[[str], Path]) -> str:
-        """What the stage is handed: a node's model directory (as the cache root spells it), else the value."""
-        return str(node_dir(self.value)) if self.kind == "node" else self.value
 
 
 def model_refs(params: Any) -> dict[str, ModelRef]:

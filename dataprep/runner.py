@@ -19,7 +19,6 @@ from dataprep.cache import NodeCache, PartWriter, node_key, pipeline_lock, say
 from dataprep.dag import Node, Pipeline
 from dataprep.execute import build, check_totals, outcomes, run_in_memory  # noqa: F401  (run_in_memory: API)
 from dataprep.ledger import Ledger
-from dataprep.modelref import model_refs
 from dataprep.outcome import Outcome
 from dataprep.overlap import prefetch
 from dataprep.registry import MODEL, key_params
@@ -141,9 +140,7 @@ class Runner:
         # A model node's directory as the cache root spells it (relative to the working directory by default),
         # not resolved: an adapter records its base's path in adapter_config.json, and an absolute path would
         # make two checkouts write different bytes under one key.
-        node_dir = self.model_path
-        params = replace(node.params, **{k: ref.resolve(node_dir) for k, ref in model_refs(node.params).items()
-                                         if ref.kind == "node"})
+        params = replace(node.params, **{k: str(self.model_path(m)) for k, m in node.models.items()})
         if node.stage.kind == "build":
             ledger, parts = self.build_ledger(node, params, scratch / MODEL, cache.work_dir), []
         else:

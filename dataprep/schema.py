@@ -55,19 +55,6 @@ def validate(table: pa.Table, kind: str, where: str = "table") -> None:
             raise SchemaError(f"{where}: column {field.name!r} is {actual}, kind {kind!r} needs {field.type}")
 
 
-def contract_of(table: pa.Table) -> str:
-    """The record kind whose contract `table` meets (the API's edge, where a table arrives without a DAG to
-    say its kind); SchemaError when it meets none."""
-    for kind in KINDS:
-        try:
-            validate(table, kind)
-        except SchemaError:
-            continue
-        return kind
-    raise SchemaError(f"the table meets no record contract ({', '.join(KINDS)}); its columns: "
-                      f"{', '.join(table.column_names)}")
-
-
 def conform(table: pa.Table, kind: str) -> pa.Table:
     """Cast the contract columns to their canonical types (null -> string etc.), keep extra columns."""
     validate(table, kind)

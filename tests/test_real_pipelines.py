@@ -61,18 +61,7 @@ def test_the_pipeline_is_a_valid_dag_whose_adapter_reads_official_splits(name, t
     # keys: the adapter's depends on the test file's bytes (through its reader), so new test data retrains it
     keys = Runner(pipeline, tmp_path / "runs").keys
     assert len(set(keys.values())) == len(keys) == len(pipeline.nodes)
-    assert READERS["test"] in upstream(pipeline, adapter_of(pipeline))
-
-
-def upstream(pipeline, name: str) -> set[str]:
-    """Every node `name` reads rows from, directly or not."""
-    seen, todo = set(), list(pipeline.nodes[name].inputs)
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(pipeline.nodes[node].inputs)
-    return seen
+    assert READERS["test"] in pipeline.ancestors(adapter_of(pipeline))
 
 
 @pytest.mark.parametrize("name", PIPELINES)

@@ -116,17 +116,6 @@ class DedupState:
     def empty() -> DedupState:
         return DedupState(np.empty(0, np.int64), pa.array([], pa.string()))
 
-    @staticmethod
-    def merge(states: Iterable[DedupState]) -> DedupState:
-        """The union of disjoint partitions' decisions (a distributed fit), in position order."""
-        states = [s for s in states if len(s.dropped)]
-        if not states:
-            return DedupState.empty()
-        dropped = np.concatenate([s.dropped for s in states])
-        order = np.argsort(dropped, kind="stable")
-        reasons = pa.concat_arrays([s.reasons for s in states]).take(pa.array(order))
-        return DedupState(dropped[order], reasons)
-
     def reasons_for(self, rows: range) -> pa.Array:
         """One reason per row of the range (null: kept)."""
         lo, hi = np.searchsorted(self.dropped, [rows.start, rows.stop])
