@@ -187,14 +187,18 @@ def _show_rejects(runner, node: str, limit: int) -> None:
 @click.option("-o", "--output", default="report.html", show_default=True, help="the HTML file to write")
 @click.option("--cache-dir", "--cache", "cache_dir", default=lambda: os.environ.get("DATAPREP_CACHE", "runs"),
               show_default="runs, or $DATAPREP_CACHE", callback=_cache_dir, help="where the run's nodes are cached")
+@click.option("--variants", "variants", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE.json", help="the results of `dataprep ablate/sweep -o FILE.md` (the .json beside it): "
+              "a section with its table and plot; repeatable")
 @_one_line
-def report_cmd(pipeline, output, cache_dir):
+def report_cmd(pipeline, output, cache_dir, variants):
     """Write one self-contained HTML page about PIPELINE's cached run: the funnel, sample rejected rows per
     reason, perplexity cuts, class balance, back-translations, training curves and scores, and each node's key,
-    time and warnings. It opens from disk with no network; sections without data say so in one line."""
+    time and warnings, and any ablation or sweep given with --variants. It opens from disk with no network;
+    sections without data say so in one line."""
     from dataprep.report import write_report
     _check_output_directory(output)
-    path = write_report(pipeline, output, cache_dir)
+    path = write_report(pipeline, output, cache_dir, variants)
     click.echo(f"report written to {path}", err=True)
 
 

@@ -462,11 +462,24 @@ LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "entity F1", "pr
 
 def to_markdown(results: dict) -> str:
     """The results document as a Markdown table with a line saying what was compared on what."""
+    head, rows = table_cells(results)
+    lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
+    lines += [f"| {' | '.join(cells)} |" for cells in rows]
+    lines += ["", footer(results)]
+    return "\n".join(lines) + "\n"
+
+
+def table_cells(results: dict) -> tuple[list[str], list[list[str]]]:
+    """The table of the results document as plain-text cells: (header, one row per variant). The Markdown
+    table and the report's variants section both show exactly these."""
     sweep = results["kind"] == "sweep"
     names = [m for m in results["metrics"] if m not in ("precision", "recall")]  # entity F1 says it
-    head = ["variant", *[f"{LABELS[m]} | Δ" for m in names], "rows (train)"]
+    head = ["variant"]
+    for m in names:
+        head += [LABELS[m], "Δ"]
+    head.append("rows (train)")
     head += ["trainable params", "train s"] if sweep else ["train s"]
-    lines = [f"| {' | '.join(head)} |", "|" + "---|" * sum(h.count("|") + 1 for h in head)]
+    rows = []
     for v in results["variants"]:
         cells = [v["label"]]
         for m in names:
@@ -475,13 +488,12 @@ def to_markdown(results: dict) -> str:
         if sweep:
             cells.append(f"{v['trainable_params']:,}" if v["trainable_params"] is not None else "—")
         cells.append(_mean_std(v["train_seconds"], 1) if v["train_seconds"] else "—")
-        lines.append(f"| {' | '.join(cells)} |")
-    lines += ["", _footer(results)]
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return head, rows
 
 
-def _footer(results: dict) -> str:
-    """What the table compared, on what rows, with how many seeds, and how long it took."""
+def footer(results: dict) -> str:
+    """One sentence: what the table compared, on which rows, with how many seeds, and how long it took."""
     t, seeds, trainer = results["test_rows"], results["seeds"], results["trainer"]
     rows = f"{t['rows']:,} {'' if t['split'] == 'all' else t['split'] + ' '}rows (sha256 {t['digest'][:12]})"
     spread = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else "1 seed"

@@ -1,6 +1,6 @@
 """`dataprep report`: one self-contained HTML page about a pipeline's cached run — what each node did to the rows,
 why rows were dropped, what the perplexity cut, the classes before and after rebalancing, what back-translation
-made, how training went, and the run itself.
+made, how training went, the variants an ablation or sweep measured (when given their results), and the run itself.
 
 It only reads the cache (as `dataprep show` does: every entry verified before it is trusted) and writes nothing
 but the page. A section whose data is absent (no backtranslate node, an adapter not trained yet) is one line
@@ -9,34 +9,41 @@ it are the node times of stats.json and the adapter's latency and memory.
 
     from dataprep.report import build_report
     html = build_report("pipelines/zh_reviews.yaml", "runs")
+    html = build_report("pipelines/zh_reviews.yaml", "runs", variants=["ablation.json"])
 """
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from dataprep.dag import load_pipeline
 from dataprep.report import backtranslation, balance, funnel, perplexity, rejects, run, training
+from dataprep.report import variants as variant_tables
 from dataprep.report.html import Section, count, esc, page, tag
 from dataprep.report.view import RunView
 
 
-def build_report(pipeline_path: str | Path, cache_root: str | Path = "runs") -> str:
-    """The report of the pipeline at `pipeline_path` as cached under `cache_root`, as one HTML document."""
+def build_report(pipeline_path: str | Path, cache_root: str | Path = "runs", variants: Sequence = ()) -> str:
+    """The report of the pipeline at `pipeline_path` as cached under `cache_root`, as one HTML document;
+    `variants` are results files of `dataprep ablate/sweep -o` (their .json) about this pipeline."""
     with warnings.catch_warnings():
         # What loading warns (a train_lora setting outside the usual range) is in the run section, per node.
         warnings.simplefilter("ignore")
         pipeline = load_pipeline(str(pipeline_path))
+    tables = variant_tables.load(variants, pipeline.name)  # checked before anything is read from the cache
     view = RunView(pipeline, cache_root)
     found = run.collect_warnings(view)
     sections = [funnel.section(view), rejects.section(view), perplexity.section(view), balance.section(view),
-                backtranslation.section(view), training.section(view), run.section(view, found)]
+                backtranslation.section(view), training.section(view), variant_tables.section(tables),
+                run.section(view, found)]
     return page(f"dataprep report: {view.pipeline.name}", _header(view, pipeline_path, found, sections), sections)
 
 
-def write_report(pipeline_path: str | Path, output: str | Path, cache_root: str | Path = "runs") -> Path:
+def write_report(pipeline_path: str | Path, output: str | Path, cache_root: str | Path = "runs",
+                 variants: Sequence = ()) -> Path:
     """Build the report and write it to `output` (UTF-8); nothing else is written."""
-    html = build_report(pipeline_path, cache_root)
+    html = build_report(pipeline_path, cache_root, variants)
     path = Path(output)
     path.write_text(html, encoding="utf-8")
     return path
