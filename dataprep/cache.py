@@ -285,11 +285,12 @@ class NodeCache:
         except _Corrupt as e:
             raise self.corrupt_error(str(e), "run the pipeline to recompute it") from None
 
-    def _read_manifest(self) -> dict:
-        if self.dir.is_symlink() or not self.dir.is_dir():
+    def _read_manifest(self, directory: Path | None = None) -> dict:
+        directory = self.dir if directory is None else directory
+        if directory.is_symlink() or not directory.is_dir():
             raise _Corrupt(f"{self.key}: not a directory")
         try:
-            raw = (self.dir / MANIFEST).read_bytes()
+            raw = (directory / MANIFEST).read_bytes()
         except FileNotFoundError:
             raise _Corrupt(f"{MANIFEST}: missing") from None
         except OSError as e:
@@ -354,6 +355,31 @@ class NodeCache:
         tmp = scratch / (MANIFEST + ".tmp")
         _write_durably(tmp, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False).encode())
         os.replace(tmp, scratch / MANIFEST)
+        self._install(scratch)
+
+    def adopt(self, scratch: Path, where: str) -> None:
+        """Commit a scratch directory that already holds a whole entry, manifest included (downloaded from a
+        remote cache, dataprep/store.py), once every file it names has its recorded size and xxh3-128; a
+        CacheError naming `where` and the file otherwise."""
+        try:
+            manifest = self._read_manifest(scratch)
+            for name, meta in sorted(manifest["files"].items()):
+                _check_file(scratch, name, meta, checksums=True)
+        except _Corrupt as e:
+            raise CacheError(f"nodes.{self.node}: {where} corrupt ({e}); not used") from None
+        for path in scratch.rglob("*"):  # the downloaded bytes durable before the rename makes them the entry
+            if path.is_file() and not path.is_symlink():
+                _fsync_file(path)
+        self._install(scratch)
+
+    def discard(self, scratch: Path) -> None:
+        """Remove a scratch directory this entry's `begin` made (a failed download)."""
+        if scratch.parent == self.base and scratch.name.startswith(f"{self.key}.partial-"):
+            _remove(scratch)
+
+    def _install(self, scratch: Path) -> None:
+        """Move a complete scratch directory into place: durable first, the old entry (a rerun) set aside and
+        removed only after, so a crash at any point leaves the entry absent or whole."""
         _fsync_dirs(scratch)
         old = self.base / f"{self.key}.partial-{os.getpid()}.old"
         if os.path.lexists(self.dir):  # a forced or recomputing rerun: set the old entry aside, never half-delete
@@ -440,6 +466,11 @@ def _write_durably(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
         os.fsync(f.fileno())
 
 

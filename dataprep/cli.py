@@ -68,15 +68,25 @@ def _console() -> None:
 
 
 def _cache_dir(ctx, param, value):
-    """A cache directory that is a file fails here, in one line, before any command looks inside it."""
-    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+    """A cache directory that is a file, or a URI pyarrow cannot open, fails here, in one line, before any
+    command looks inside it."""
+    if value is not None and "://" in value:
+        from dataprep.errors import ConfigError
+        from dataprep.store import RemoteStore
+        try:
+            RemoteStore.open(value)
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+    elif value is not None and os.path.exists(value) and not os.path.isdir(value):
         raise click.ClickException(f"--cache-dir {value!r} is not a directory")
     return value
 
 
 cache_option = click.option("--cache-dir", default=lambda: os.environ.get("DATAPREP_CACHE", "runs"),
                             show_default="runs, or $DATAPREP_CACHE", callback=_cache_dir,
-                            help="where node outputs are cached (a symlink to a directory is followed)")
+                            help="where node outputs are cached: a directory (a symlink to one is followed) or "
+                            "a pyarrow.fs URI such as s3://bucket/prefix, with a local copy in "
+                            "$DATAPREP_LOCAL_CACHE (default runs)")
 
 
 @click.group()
@@ -236,8 +246,11 @@ def clean(pipeline, everything, cache_dir):
     """
     from dataprep.cache import clean as clean_cache
     runner = _runner(pipeline, cache_dir)
-    where = Path(cache_dir) / runner.pipeline.name
-    done = clean_cache(cache_dir, runner.pipeline.name, {} if everything else runner.keys)
+    if runner.remote is not None:  # an object store's entries are shared by every machine that names the root
+        click.echo(f"cleaning the local copy {runner.cache_root} only; the entries under {cache_dir} are left "
+                   "as they are", err=True)
+    where = Path(runner.cache_root) / runner.pipeline.name
+    done = clean_cache(runner.cache_root, runner.pipeline.name, {} if everything else runner.keys)
     if done is None:
         click.echo(f"nothing to clean: no cache at {where}")
         return
@@ -522,8 +535,11 @@ def _run_variants(plan, cache_dir: str, output: str | None, dry_run: bool) -> No
     from dataprep.variants import run_plan, to_markdown, write_results
     if dry_run:
         from dataprep.cache import NodeCache
+        from dataprep.store import open_root
+        local, remote = open_root(cache_dir)
         for (label, seed), key in plan.keys().items():
-            cached = NodeCache(cache_dir, plan.base.name, plan.target, key).committed
+            cached = NodeCache(local, plan.base.name, plan.target, key).committed or bool(
+                remote and remote.has(plan.base.name, plan.target, key))
             click.echo(f"{label:<32} seed {seed:<6} {plan.target} {key}  {'cached' if cached else 'will run'}")
         return
     if output:

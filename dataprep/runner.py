@@ -23,6 +23,7 @@ from dataprep.outcome import Outcome
 from dataprep.overlap import prefetch
 from dataprep.registry import MODEL, key_params
 from dataprep.schema import validate
+from dataprep.store import open_root
 
 DEFAULT_CACHE = "runs"
 
@@ -47,7 +48,10 @@ class Progress:
 
 @dataclass
 class Runner:
-    """Runs a pipeline's nodes against the cache under `cache_root`.
+    """Runs a pipeline's nodes against the cache under `cache_root`: a local directory, or a `pyarrow.fs` URI
+    (`s3://…`) whose entries are pushed after each node commits and fetched when read (dataprep/store.py), with
+    the local copy in $DATAPREP_LOCAL_CACHE (default `runs`); `cache_root` is then that local copy and
+    `remote` the store.
 
     One run of a pipeline at a time: `run` holds the pipeline's lock (fcntl.flock on
     `<cache_root>/<pipeline>/.lock`, released by the kernel however the holder dies). A second run of the same
@@ -64,6 +68,7 @@ class Runner:
     part_formats: dict[str, str] = field(default_factory=dict)  # node -> "parquet" (the default) or "arrow"
 
     def __post_init__(self):
+        self.cache_root, self.remote = open_root(self.cache_root)
         self.keys = self._compute_keys()
 
     def _compute_keys(self) -> dict[str, str]:
@@ -73,7 +78,25 @@ class Runner:
         return keys
 
     def cache(self, name: str) -> NodeCache:
+        """Node `name`'s entry in the local cache, fetched first from the remote store when only it has one."""
+        cache = self._local(name)
+        if self.remote is not None and not cache.committed and self._in_remote(name):
+            self.remote.pull(cache)
+        return cache
+
+    def _local(self, name: str) -> NodeCache:
         return NodeCache(self.cache_root, self.pipeline.name, name, self.keys[name])
+
+    def _in_remote(self, name: str) -> bool:
+        return self.remote is not None and self.remote.has(self.pipeline.name, name, self.keys[name])
+
+    def _state(self, name: str) -> tuple[str, str | None]:
+        """The local entry's state (`NodeCache.state`, checksums included); an entry absent here but in the
+        remote store is "cached": it is fetched, and verified, when read."""
+        status, problem = self._local(name).state(checksums=True)
+        if status == "missing" and self._in_remote(name):
+            return "cached", None
+        return status, problem
 
     def plan(self) -> list[NodeReport]:
         """Each node's key and cache state: "cached", "missing", or "corrupt" (present but damaged; why:
@@ -81,14 +104,17 @@ class Runner:
         entry with a flipped byte cached would say what `run` then does not do, and xxh3 hashes at GB/s."""
         reports = []
         for name, node in self.pipeline.nodes.items():
-            status, _ = self.cache(name).state(checksums=True)
+            status, _ = self._state(name)
             ledger = self._cached_ledger(name) if status == "cached" else None
             reports.append(NodeReport(name, node.stage.name, self.keys[name], status, ledger))
         return reports
 
     def _cached_ledger(self, name: str) -> Ledger | None:
-        cache = self.cache(name)
-        return Ledger.from_dict(cache.manifest()["ledger"]) if cache.committed else None
+        cache = self._local(name)
+        if cache.committed:
+            return Ledger.from_dict(cache.manifest()["ledger"])
+        remote = self.remote.manifest(self.pipeline.name, name, self.keys[name]) if self.remote else None
+        return Ledger.from_dict(remote["ledger"]) if remote else None
 
     def run(self, until: str | None = None, force: Iterable[str] = ()) -> list[NodeReport]:
         """Run what is not cached. `until`: only that node and its ancestors. `force`: rerun those nodes
@@ -105,7 +131,11 @@ class Runner:
             for name, node in self.pipeline.nodes.items():
                 if name not in wanted:
                     continue
-                status, problem = ("forced", None) if name in forced else self.cache(name).state(checksums=True)
+                status, problem = ("forced", None) if name in forced else self._state(name)
+                if problem and self._in_remote(name):
+                    say(f"nodes.{name}: cache entry corrupt ({problem}); fetching it again from {self.remote.uri}")
+                    self.remote.pull(self._local(name))
+                    status, problem = "cached", None
                 if problem:
                     say(f"nodes.{name}: cache entry corrupt ({problem}); recomputing")
                 if status == "cached":
@@ -133,7 +163,7 @@ class Runner:
         return (self.cache(name).dir / MODEL).resolve()
 
     def _execute(self, node: Node) -> NodeReport:
-        cache, started = self.cache(node.name), time.perf_counter()
+        cache, started = self._local(node.name), time.perf_counter()
         scratch = cache.begin()
         total = sum(self.cache(i).manifest()["ledger"]["out"] for i in node.inputs) if node.inputs else None
         self.progress.node_started(node, total)
@@ -154,6 +184,8 @@ class Runner:
                    "rows_per_s": round(ledger.rows_in / seconds, 1) if seconds else None})
         # Only now, with the node committed, may a build's checkpoints go: a kill before this point resumes.
         shutil.rmtree(cache.work_dir, ignore_errors=True)
+        if self.remote is not None:
+            self.remote.push(cache)
         return NodeReport(node.name, node.stage.name, self.keys[node.name], "ran", ledger, seconds)
 
     def _stream(self, node: Node, params, scratch: Path) -> tuple[Ledger, list[str]]:

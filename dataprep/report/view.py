@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from dataprep.cache import STATS
 from dataprep.dag import Node, Pipeline
+from dataprep.errors import CacheError
 from dataprep.ledger import Ledger
 from dataprep.registry import MODEL
 from dataprep.runner import Runner
@@ -45,14 +46,17 @@ class RunView:
 
     def __init__(self, pipeline: Pipeline, cache_root: str | Path):
         self.pipeline = pipeline
-        self.cache_root = Path(cache_root)
+        self.cache_root = cache_root  # as given (a path, or a URI: dataprep/store.py)
         self.runner = Runner(pipeline, cache_root)
         self.nodes = {name: self._state(name) for name in pipeline.nodes}
         self._tables: dict[tuple[str, tuple[str, ...] | None], pa.Table] = {}
         self._rejects: dict[str, pa.Table] = {}
 
     def _state(self, name: str) -> NodeState:
-        cache = self.runner.cache(name)
+        try:
+            cache = self.runner.cache(name)  # fetched first when only a remote cache root has it
+        except CacheError as e:  # a damaged remote entry: named on the page, never read
+            return NodeState(name, self.pipeline.nodes[name], self.runner.keys[name], "corrupt", str(e), None, {})
         status, problem = cache.state(checksums=True)  # as `plan` does: a flipped byte is not read as data
         ledger, stats = None, {}
         if status == "cached":
