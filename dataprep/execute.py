@@ -43,13 +43,18 @@ def outcomes(stage: Stage, params, input_batches: Batches, kind: str | None) -> 
         return
     # `only_split: train` / `only_augmented: true`: the other rows pass through untouched (first), the stage
     # sees only the rest.
-    for batch in input_batches():
+    yield from passing_through(input_batches(), inside)
+    yield from _unscoped(stage, params, lambda: in_scope(input_batches(), inside), kind)
+
+
+def passing_through(batches: Iterator[pa.Table], inside) -> Iterator[tuple[Outcome, int]]:
+    """A scoped node's first pass: the rows outside its scope, each batch's as an outcome of their own."""
+    for batch in batches:
         passing = batch.filter(pc.invert(inside(batch)))
         yield Outcome(passing), passing.num_rows
-    yield from _unscoped(stage, params, lambda: _in_scope(input_batches(), inside), kind)
 
 
-def _in_scope(batches: Iterator[pa.Table], inside) -> Iterator[pa.Table]:
+def in_scope(batches: Iterator[pa.Table], inside) -> Iterator[pa.Table]:
     """The rows of each batch the stage acts on; a batch with none is skipped, not handed over empty: rows routed
     around an earlier scoped node lack the columns it added (a filter after a scoped scorer would fail on them)."""
     for batch in batches:

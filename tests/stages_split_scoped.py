@@ -41,3 +41,20 @@ class TScopedDrop:
     def apply(self, table: pa.Table, seen: int, rows: range) -> Outcome:
         labels = table.column("label").to_pylist()
         return Outcome.split(table, [f"scoped_drop:{seen}" if x == self.p.drop_label else None for x in labels])
+
+
+@dataclass(frozen=True)
+class ScopedModelParams(SplitScoped):
+    pass
+
+
+@stage("t_scoped_model", version=1, kind="model", params=ScopedModelParams)
+class TScopedModel:
+    """A model stage that marks every row it sees (column `seen`, the size of the batch it came in: a batch
+    assembled differently would show). Drops nothing."""
+
+    def __init__(self, p: ScopedModelParams):
+        self.p = p
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return table.append_column("seen", pa.array([table.num_rows] * table.num_rows, pa.int64()))

@@ -15,6 +15,7 @@ from pathlib import Path
 from unittest import mock
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from testkit import write_jsonl
@@ -59,13 +60,18 @@ def corpus(path: Path) -> None:
     write_jsonl(path, rows + ["not json"])
 
 
-PIPELINE = {"name": "onray", "defaults": {"seed": 5}, "imports": ["stages_for_tests"], "nodes": {
+PIPELINE = {"name": "onray", "defaults": {"seed": 5}, "imports": ["stages_for_tests", "stages_split_scoped"], "nodes": {
     "raw": {"uses": "read_jsonl", "with": {"path": "in.jsonl"}},
     "norm": {"uses": "normalize", "input": "raw"},
     "unique": {"uses": "exact_dedup", "input": "norm", "with": {"conflicts": "keep_majority"}},
     "scored": {"uses": "t_model", "input": "unique"},
     "q": {"uses": "quality_score", "input": "scored"},
     "splits": {"uses": "split", "input": "q", "with": {"val": 0.2, "test": 0.2}},
+    # scoped nodes: a map and a model on the cluster (the other splits pass through on the driver), a global
+    # one on the driver
+    "upper": {"uses": "t_scoped_upper", "input": "splits", "with": {"only_split": "train", "suffix": "!"}},
+    "seen": {"uses": "t_scoped_model", "input": "upper", "with": {"only_split": "train"}},
+    "dropped": {"uses": "t_scoped_drop", "input": "seen", "with": {"only_split": "train", "drop_label": "neg"}},
 }}
 
 
@@ -99,6 +105,10 @@ def test_every_node_has_the_same_key_and_bytes_on_ray(both):
         assert remote.cache(node).manifest()["ledger"] == local.cache(node).manifest()["ledger"], node
         assert outputs(remote, node) == outputs(local, node), node
     assert len(local.cache("norm").parts()) > 1  # the dedup shuffle really had several pieces to join
+    assert remote.ran_on["upper"] == remote.ran_on["seen"] == "cluster" and remote.ran_on["dropped"] == "driver"
+    seen = local.output("seen")
+    assert set(seen.filter(pc.field("split") != "train").column("seen").to_pylist()) == {None}
+    assert 0 < seen.filter(pc.field("split") == "train").num_rows < seen.num_rows
 
 
 def test_dedup_on_ray_finds_copies_across_parts_and_names_the_first(both):

@@ -13,6 +13,9 @@ What runs where, by stage kind (the local driver, dataprep/execute.py, defines w
                read_jsonl, or a byte range of a JSON Lines file larger than `range_bytes`, cut where the whole
                read begins a block; each streams its batches back. A source of one piece (a lone small file)
                and read_hf (one dataset, read whole) stay on the driver.
+  scoped       (`only_split`, `only_augmented`) a map, filter or model node: the rows outside its scope pass
+               through on the driver, the stage runs on the cluster as above over each batch cut to its scope;
+               a scoped global node (its positions count in-scope rows only) fits and applies on the driver.
 Rows come back to the driver in input order and are written by the cache's PartWriter, so a node computed here
 is byte for byte the node the local runner writes, under the same key: a cache hit for either.
 
@@ -46,7 +49,7 @@ import pyarrow.parquet as pq
 
 from dataprep.dag import Node
 from dataprep.errors import DataprepError
-from dataprep.execute import as_outcome, build, with_positions
+from dataprep.execute import as_outcome, build, passing_through, with_positions
 from dataprep.io import SHARD_READERS, plan_blocks, prepare_read, read_jsonl_range, read_shard
 from dataprep.io.jsonl import Fields, merge_fields, needs_fields, scan_fields
 from dataprep.ledger import Ledger
@@ -67,6 +70,7 @@ class RayRunner(Runner):
     concurrency: int = 2      # actors per model node
     num_gpus: float = 0       # GPUs per model actor and per build task
     range_bytes: int = 64 << 20  # a JSON Lines file larger than this is read as ranges of about this size
+    ran_on: dict[str, str] = field(default_factory=dict, init=False)  # node -> "cluster" | "driver" (a log)
     _started: bool = field(default=False, init=False, repr=False)
     _temp: str | None = field(default=None, init=False, repr=False)
 
@@ -114,10 +118,19 @@ class RayRunner(Runner):
         if stage.kind == "source":
             yield from self._source(node, params)
             return
-        if row_filter(params) is not None:  # a scoped node routes rows around the stage on the driver
+        inside = row_filter(params)
+        if inside is not None and stage.kind == "global":
+            # A scoped global stage's positions count in-scope rows only: what a piece starts at depends on every
+            # piece before it, so its fit and apply run on the driver, as locally.
+            self.ran_on[node.name] = "driver"
             yield from super().node_outcomes(node, params)
             return
+        self.ran_on[node.name] = "cluster"
         pieces = self._pieces(node)
+        if inside is not None:
+            # The rows outside the scope pass through first, as locally (execute.outcomes); each task then
+            # filters its batches to the scope, so the stage sees the local runner's batches.
+            yield from passing_through(self._input_batches(node), inside)
         if stage.kind == "global":
             state = self._fit(node, params, pieces)
             fn = _GlobalApply(stage, params, self.input_kind(node), state)
@@ -252,11 +265,17 @@ def _batches_of(piece: dict) -> Iterator[tuple[pa.Table, range]]:
         yield batch, range(piece["start"] + rows.start, piece["start"] + rows.stop)
 
 
-def _each_batch(pieces: pa.Table, fn) -> pa.Table:
-    """map_batches' unit: one piece in, one packed outcome a batch out."""
+def _each_batch(pieces: pa.Table, fn, params=None) -> pa.Table:
+    """map_batches' unit: one piece in, one packed outcome a batch out. With `params` of a scoped node, each
+    batch is cut to the rows in scope first, and one with none is skipped (execute.in_scope)."""
+    inside = row_filter(params) if params is not None else None
     packed = []
     for piece in pieces.to_pylist():
         for batch, rows in _batches_of(piece):
+            if inside is not None:
+                batch = batch.filter(inside(batch))
+                if not batch.num_rows:
+                    continue
             packed.append(pack(fn(batch, rows), batch.num_rows))
     return pa.Table.from_pylist(packed, schema=PACKED) if packed else PACKED.empty_table()
 
@@ -268,17 +287,17 @@ class _BatchApply:
 
     def __call__(self, pieces: pa.Table) -> pa.Table:
         return _each_batch(pieces, lambda batch, rows: as_outcome(self.stage, self.stage.impl(batch, self.params),
-                                                                  batch))
+                                                                  batch), self.params)
 
 
 class _ModelApply:
     """An actor: loads the model once, then maps every batch it is given."""
 
     def __init__(self, stage, params):
-        self.stage, self.model = stage, stage.impl(params)
+        self.stage, self.params, self.model = stage, params, stage.impl(params)
 
     def __call__(self, pieces: pa.Table) -> pa.Table:
-        return _each_batch(pieces, lambda batch, rows: as_outcome(self.stage, self.model(batch), batch))
+        return _each_batch(pieces, lambda batch, rows: as_outcome(self.stage, self.model(batch), batch), self.params)
 
 
 @dataclass
