@@ -37,13 +37,21 @@ def _load(pipeline_path: str):
 
 
 def _runner(pipeline_path: str, cache_dir: str, show_progress: bool = False, backend: str | None = None,
-            address: str | None = None):
-    """The pipeline's runner: on `backend` (else the pipeline's `defaults.backend`, else local)."""
+            address: str | None = None, ray_knobs: dict | None = None):
+    """The pipeline's runner: on `backend` (else the pipeline's `defaults.backend`, else local); `ray_knobs`
+    (concurrency, num_gpus) given on the command line win over the pipeline's defaults."""
     from dataprep.backends import runner_for
     progress = _TerminalProgress() if show_progress else None
     kwargs = {"progress": progress} if progress else {}
     pipeline = _load(pipeline_path)
     backend = backend or pipeline.execution.get("backend", "local")
+    given = {k: v for k, v in (ray_knobs or {}).items() if v is not None}
+    if given and backend != "ray":
+        raise click.UsageError(f"--{next(iter(given)).replace('_', '-')} is a Ray setting: add --backend ray "
+                               "(or defaults: {backend: ray})")
+    if backend == "ray":
+        kwargs.update({k: pipeline.execution[k] for k in ("concurrency", "num_gpus") if k in pipeline.execution})
+        kwargs.update(given)
     return runner_for(pipeline, cache_dir, backend, address or pipeline.execution.get("address"), **kwargs)
 
 
@@ -106,9 +114,13 @@ def main():
               help="where nodes run (default: the pipeline's defaults.backend, else local); same keys, same bytes")
 @click.option("--address", metavar="ADDR", help="with --backend ray: the cluster to join (default: $RAY_ADDRESS, "
               "else a local one started for the run)")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="with --backend ray: actors per model node (default: defaults.concurrency, else 2)")
+@click.option("--num-gpus", "num_gpus", type=click.FloatRange(min=0), default=None,
+              help="with --backend ray: GPUs per model actor and per build task (default: defaults.num_gpus, else 0)")
 @cache_option
 @_one_line
-def run(pipeline, until, force, backend, address, cache_dir):
+def run(pipeline, until, force, backend, address, concurrency, num_gpus, cache_dir):
     """Run PIPELINE: every node that is not cached yet.
 
     One run of a pipeline at a time: a second `dataprep run` of the same pipeline on the same cache waits for
@@ -116,7 +128,8 @@ def run(pipeline, until, force, backend, address, cache_dir):
     first one computed (`clean`, which deletes, fails at once instead of waiting). A cached entry found damaged
     (a truncated, missing or altered file, an empty manifest) is reported in one line and recomputed.
     """
-    runner = _runner(pipeline, cache_dir, show_progress=True, backend=backend, address=address)
+    runner = _runner(pipeline, cache_dir, show_progress=True, backend=backend, address=address,
+                     ray_knobs={"concurrency": concurrency, "num_gpus": num_gpus})
     _console()
     for name in (until, *force):
         if name and name not in runner.pipeline.nodes:

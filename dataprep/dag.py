@@ -30,7 +30,8 @@ from dataprep.registry import MODEL, Stage
 from dataprep.scope import check_evaluation_rows_untouched
 
 PIPELINE_KEYS = {"name", "defaults", "imports", "nodes"}
-EXECUTION_DEFAULTS = ("backend", "address")  # defaults that say how a pipeline runs, not what it computes
+# defaults that say how a pipeline runs, not what it computes: outside every key
+EXECUTION_DEFAULTS = ("backend", "address", "concurrency", "num_gpus")
 NODE_KEYS = {"uses", "input", "with"}
 
 
@@ -54,7 +55,8 @@ class Pipeline:
     name: str
     nodes: dict[str, Node]  # in topological order: every node after its inputs
     source: Path | None = None
-    # how to run it, outside every key: {"backend": "local" | "ray", "address": a Ray cluster}
+    # how to run it, outside every key: {"backend": "local" | "ray", "address": a Ray cluster, "concurrency":
+    # actors per model node on Ray, "num_gpus": GPUs per model actor and per build task on Ray}
     execution: dict = field(default_factory=dict)
 
     def ancestors(self, name: str) -> set[str]:
@@ -248,6 +250,14 @@ def _execution(defaults: dict) -> dict:
     if address is not None and not (isinstance(address, str) and address):
         raise ConfigError(f"expected a Ray address (a string such as auto or host:6379), got {brief(address)}",
                           key="defaults.address")
+    concurrency = execution.get("concurrency")
+    if concurrency is not None and not (type(concurrency) is int and concurrency >= 1):
+        raise ConfigError(f"expected a whole number of actors >= 1, got {brief(concurrency)}",
+                          key="defaults.concurrency")
+    gpus = execution.get("num_gpus")
+    if gpus is not None and not (type(gpus) in (int, float) and gpus >= 0):
+        raise ConfigError(f"expected a number of GPUs >= 0 (a fraction shares one), got {brief(gpus)}",
+                          key="defaults.num_gpus")
     return execution
 
 

@@ -363,6 +363,10 @@ def assert_batches_equal(got, want) -> None:
 @pytest.mark.parametrize("defaults, message", [
     ({"backend": "spark"}, "expected local or ray"),
     ({"backend": "ray", "address": 6379}, "a Ray address"),
+    ({"backend": "ray", "concurrency": 0}, "a whole number of actors >= 1, got 0"),
+    ({"backend": "ray", "concurrency": "4"}, "a whole number of actors >= 1, got '4'"),
+    ({"backend": "ray", "num_gpus": -1}, "a number of GPUs >= 0"),
+    ({"backend": "ray", "num_gpus": True}, "a number of GPUs >= 0"),
 ])
 def test_a_bad_backend_fails_naming_the_key(defaults, message, tmp_path):
     (tmp_path / "x.jsonl").write_text("")
@@ -377,6 +381,25 @@ def test_the_backend_is_outside_the_keys(tmp_path):
     (tmp_path / "x.jsonl").write_text("")
     doc = {"name": "p", "nodes": {"raw": {"uses": "read_jsonl", "with": {"path": str(tmp_path / "x.jsonl")}}}}
     plain = Runner(parse_pipeline(doc), "unused")
-    on_ray = Runner(parse_pipeline({**doc, "defaults": {"backend": "ray"}}), "unused")
+    on_ray = Runner(parse_pipeline({**doc, "defaults": {"backend": "ray", "concurrency": 4, "num_gpus": 0.5}}),
+                    "unused")
     assert plain.keys == on_ray.keys
-    assert on_ray.pipeline.execution == {"backend": "ray"}
+    assert on_ray.pipeline.execution == {"backend": "ray", "concurrency": 4, "num_gpus": 0.5}
+
+
+def test_the_ray_knobs_reach_the_runner_from_defaults_and_the_command_line(tmp_path):
+    from dataprep.cli import _runner
+    (tmp_path / "x.jsonl").write_text("")
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps({"name": "p", "defaults": {"backend": "ray", "concurrency": 4}, "nodes": {
+        "raw": {"uses": "read_jsonl", "with": {"path": str(tmp_path / "x.jsonl")}}}}))
+    runner = _runner(str(path), str(tmp_path / "c"))  # made, not run: no cluster starts
+    assert (runner.concurrency, runner.num_gpus) == (4, 0)
+    runner = _runner(str(path), str(tmp_path / "c"), ray_knobs={"concurrency": None, "num_gpus": 1.0})
+    assert (runner.concurrency, runner.num_gpus) == (4, 1.0)
+    from click.testing import CliRunner
+
+    from dataprep.cli import main
+    local = CliRunner().invoke(main, ["run", str(path), "--backend", "local", "--concurrency", "3",
+                                      "--cache-dir", str(tmp_path / "c")])
+    assert local.exit_code != 0 and "--concurrency is a Ray setting" in local.output
