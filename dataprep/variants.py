@@ -498,9 +498,12 @@ def footer(results: dict) -> str:
     rows = f"{t['rows']:,} {'' if t['split'] == 'all' else t['split'] + ' '}rows (sha256 {t['digest'][:12]})"
     spread = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else "1 seed"
     delta = f"Δ against {results['reference']!r}" + (" ± its standard error" if len(seeds) > 1 else "")
+    runs = [r for v in results["variants"] for r in v.get("runs", [])]
+    cached = " (every run found cached: each node's own time is in its stats.json)" if runs and not any(
+        r.get("nodes_ran") for r in runs) else ""
     return (f"{results['pipeline']} → {results['target']}: every variant scored on the same {rows}; {spread} of "
             f"{trainer} ({', '.join(map(str, seeds))}); {delta}; rows: what {trainer} read (train split in "
-            f"brackets); wall time {results['wall_seconds']:.0f} s.")
+            f"brackets); wall time {results['wall_seconds']:.0f} s{cached}.")
 
 
 def _mean_std(s: dict | None, digits: int) -> str:

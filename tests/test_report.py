@@ -578,6 +578,12 @@ def test_an_ablation_given_to_the_report_is_its_table_plot_and_reading(built, ab
     beyond = abs(s["delta"]) > 2 * s["delta_se"]
     assert ("without balanced (" in part) == beyond and ("nothing here is distinguishable" in part) != beyond
     assert "ablation of" not in section_html(none_given, "variants") and "--variants" in none_given
+    assert "measured on the variants of" not in part
+    arranged = root / "arranged.json"  # the same name, another file: an arrangement built to be ablated
+    arranged.write_text(json.dumps({**results, "source": "arranged.yaml"}), encoding="utf-8")
+    with _cwd(root):
+        other = section_html(build_report(path.name, "cache", variants=[arranged]), "variants")
+    assert '<p class="warn">measured on the variants of arranged.yaml, a pipeline of the same name' in other
 
 
 def test_variants_of_another_pipeline_or_not_results_are_refused(built, ablation, tmp_path):

@@ -35,7 +35,7 @@ def build_report(pipeline_path: str | Path, cache_root: str | Path = "runs", var
     view = RunView(pipeline, cache_root)
     found = run.collect_warnings(view)
     sections = [funnel.section(view), rejects.section(view), perplexity.section(view), balance.section(view),
-                backtranslation.section(view), training.section(view), variant_tables.section(tables),
+                backtranslation.section(view), training.section(view), variant_tables.section(tables, pipeline_path),
                 run.section(view, found)]
     return page(f"dataprep report: {view.pipeline.name}", _header(view, pipeline_path, found, sections), sections)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dataprep.errors import ConfigError
 from dataprep.report import plots
-from dataprep.report.html import Section, esc, note, table, tag
+from dataprep.report.html import Section, esc, note, table, tag, warning
 from dataprep.variants import LABELS, footer, table_cells
 
 ID = "variants"
@@ -45,19 +45,25 @@ def _read(path: Path) -> dict:
     return doc
 
 
-def section(docs: list[dict]) -> Section:
+def section(docs: list[dict], pipeline_path: str | Path) -> Section:
     if not docs:
         return Section(ID, TITLE, omitted="no variants given: run `dataprep ablate` or `dataprep sweep` with "
                        "-o FILE.md, then pass FILE.json to `dataprep report --variants`")
-    return Section(ID, TITLE, "".join(_block(doc) for doc in docs))
+    return Section(ID, TITLE, "".join(_block(doc, pipeline_path) for doc in docs))
 
 
-def _block(doc: dict) -> str:
+def _block(doc: dict, pipeline_path: str | Path) -> str:
     what = "ablation" if doc["kind"] == "ablation" else "sweep"
     title = tag("h3", f"{what} of {esc(doc['target'])}")
     head, rows = table_cells(doc)
     cells = [[esc(c) for c in row] for row in rows]
-    parts = [title, table(head, cells, numeric=set(range(1, len(head)))), tag("p", esc(footer(doc)), class_="muted")]
+    parts = [title]
+    source = doc.get("source")
+    if source and Path(source).resolve() != Path(pipeline_path).resolve():
+        # Same name, so the same cache, but maybe another arrangement of the DAG (one built to be ablated).
+        parts.append(warning(f"measured on the variants of {source}, a pipeline of the same name but not this "
+                             "file: its nodes may be arranged differently"))
+    parts += [table(head, cells, numeric=set(range(1, len(head)))), tag("p", esc(footer(doc)), class_="muted")]
     metric = next((m for m in MAIN_METRICS if m in doc["metrics"]), None)
     if metric is None:
         return "".join(parts) + note("no metric to plot")
@@ -98,7 +104,7 @@ def _plot(doc: dict, metric: str) -> str:
         ax.axvline(reference, color="#6b7280", linestyle="--", linewidth=1)
         ax.set_yticks(range(len(variants)), [v["label"] for v in variants])
         ax.invert_yaxis()  # the reference on top, as in the table
-        ax.set_xlabel(f"{LABELS[metric]} on the {doc['test_rows']['rows']:,} test rows (dots: seeds; "
-                      "diamond: mean ± std; dashed: as written)")
+        ax.set_xlabel(f"{LABELS[metric]} on the {doc['test_rows']['rows']:,} test rows\n"
+                      "dots: seeds; diamond: mean ± std; dashed line: as written")
 
-    return plots.svg(draw, 7.0, 0.45 * len(variants) + 1.0)
+    return plots.svg(draw, 7.0, 0.45 * len(variants) + 1.2)
