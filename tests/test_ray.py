@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 import sys
@@ -403,3 +404,35 @@ def test_the_ray_knobs_reach_the_runner_from_defaults_and_the_command_line(tmp_p
     local = CliRunner().invoke(main, ["run", str(path), "--backend", "local", "--concurrency", "3",
                                       "--cache-dir", str(tmp_path / "c")])
     assert local.exit_code != 0 and "--concurrency is a Ray setting" in local.output
+
+
+# --- the shared datasets (../shared/datasets, or $DATAPREP_SHARED): skipped where they are absent ---
+
+SHARED = Path(os.environ.get("DATAPREP_SHARED") or TESTS.parent.parent / "shared" / "datasets")
+SHARED_READS = {  # one reader over several real files each (shards: Ray pieces), as scripts/ingest_shared.py reads them
+    "shopping": ("read_csv", "zh_online_shopping_10_cats/online_shopping_10_cats.part*of4.csv",
+                 {"text_field": "review", "lang": "zh"}, "normalize", {}),
+    "tnews": ("read_jsonl", "zh_fewclue_tnews/*_few_all.json",
+              {"text_field": "sentence", "label_field": "label_desc", "lang": "zh"}, "normalize", {}),
+    "weibo": ("read_conll", "ner_zh_weibo/weiboNER_2nd_conll.*",
+              {"delimiter": "\t", "strip_token_position": True}, "to_bio2", {"scheme": "IOB2"}),
+}
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared datasets not found at {SHARED}")
+def test_ingesting_the_shared_datasets_on_ray_writes_the_local_bytes(cluster, tmp_path):
+    nodes = {}
+    for name, (reader, glob, read, prep, prep_with) in SHARED_READS.items():
+        nodes[f"{name}_raw"] = {"uses": reader, "with": {"path": str(SHARED / glob), **read}}
+        nodes[f"{name}_prep"] = {"uses": prep, "input": f"{name}_raw", "with": prep_with}
+        nodes[f"{name}_unique"] = {"uses": "exact_dedup", "input": f"{name}_prep"}
+    pipeline = parse_pipeline({"name": "shared", "nodes": nodes}, base_dir=tmp_path)
+    local = Runner(pipeline, tmp_path / "local", rows_per_part=20_000)
+    local.run()
+    remote = RayRunner(pipeline, tmp_path / "ray", rows_per_part=20_000)
+    remote.run()
+    for node in nodes:
+        assert remote.cache(node).manifest()["ledger"] == local.cache(node).manifest()["ledger"], node
+        assert outputs(remote, node) == outputs(local, node), node
+    assert local.cache("shopping_unique").manifest()["ledger"]["dropped"]  # real copies, found across shards
+    assert len(local.cache("shopping_prep").parts()) > 1  # the dedup shuffle joined several pieces
