@@ -15,6 +15,7 @@ from itertools import chain
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -436,3 +437,43 @@ def test_ingesting_the_shared_datasets_on_ray_writes_the_local_bytes(cluster, tm
         assert outputs(remote, node) == outputs(local, node), node
     assert local.cache("shopping_unique").manifest()["ledger"]["dropped"]  # real copies, found across shards
     assert len(local.cache("shopping_prep").parts()) > 1  # the dedup shuffle joined several pieces
+
+
+# --- a million docs: copies spread across files, blocks and parts ---
+
+def million_docs(directory: Path, docs: int = 1_000_000, shards: int = 4) -> None:
+    """`docs` short docs in `shards` JSON Lines files; 10% are copies of a doc anywhere before them (so in
+    another file, block and part as often as not), 1% of those with the other label (label conflicts)."""
+    rng = np.random.default_rng(11)
+    source = np.arange(docs)
+    copy = rng.random(docs) < 0.10
+    copy[0] = False
+    source[copy] = (rng.random(copy.sum()) * np.flatnonzero(copy)).astype(np.int64)
+    while not np.array_equal(source, source[source]):  # a copy of a copy is a copy of the original
+        source = source[source]
+    flip = copy & (rng.random(docs) < 0.01)
+    labels = np.where((source % 2 == 0) ^ flip, "a", "b")
+    directory.mkdir()
+    per = docs // shards
+    for s in range(shards):
+        lines = [f'{{"id": "d{i}", "text": "doc {source[i]} of the corpus", "label": "{labels[i]}"}}'
+                 for i in range(s * per, (s + 1) * per)]
+        (directory / f"part-{s}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_a_million_docs_dedup_on_ray_writes_the_local_bytes(cluster, tmp_path):
+    million_docs(tmp_path / "docs")
+    pipeline = parse_pipeline({"name": "million", "nodes": {
+        "raw": {"uses": "read_jsonl", "with": {"path": str(tmp_path / "docs"), "id_field": "id"}},
+        "unique": {"uses": "exact_dedup", "input": "raw", "with": {"conflicts": "keep_majority"}}}},
+        base_dir=tmp_path)
+    local = Runner(pipeline, tmp_path / "local", rows_per_part=200_000)
+    local.run()
+    remote = RayRunner(pipeline, tmp_path / "ray", rows_per_part=200_000)
+    remote.run()
+    for node in ("raw", "unique"):
+        assert remote.cache(node).manifest()["ledger"] == local.cache(node).manifest()["ledger"], node
+        assert outputs(remote, node) == outputs(local, node), node
+    dropped = local.cache("unique").manifest()["ledger"]["dropped"]
+    assert dropped["duplicate_of"] > 80_000 and dropped["label_conflict"] > 0
+    assert len(local.cache("raw").parts()) == 5
